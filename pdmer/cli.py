@@ -1,0 +1,82 @@
+"""The ``pdmer`` command. Starts fast: torch is imported inside the commands that need it, never at the top."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from pdmer import __version__
+from pdmer.errors import PdmerError
+
+PRESET_NAMES = ("paper", "small", "authors")  # pdmer.model.config.PRESETS, listed here to keep torch out of --help
+
+
+def user_errors(command):
+    """Report a PdmerError as one line on stderr with exit code 2, instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except PdmerError as error:
+            click.echo(f"pdmer: error: {error}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pdmer")
+def main() -> None:
+    """Track the emotion of music (valence, arousal at 2 Hz) as one listener hears it."""
+
+
+@main.command("model-info")
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default="paper", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@user_errors
+def model_info(preset: str, as_json: bool) -> None:
+    """Trainable parameter counts of the DSAML model, per part and in total (global encoder excluded)."""
+    import torch
+
+    from pdmer.model import DSAML, ModelConfig
+    from pdmer.model.dsaml import parameter_report
+
+    config = ModelConfig.preset(preset)
+    with torch.device("meta"):  # counts need shapes only: no memory, no init time
+        report = parameter_report(DSAML(config))
+    if as_json:
+        click.echo(json.dumps({"preset": preset, "trainable_parameters": report, "config": config.to_dict()}, indent=2))
+        return
+    click.echo(f"DSAML preset {preset!r} (D {config.hidden_dim}, global {config.global_dim}-d)")
+    for part, count in report.items():
+        click.echo(f"  {part:<10} {count:>12,}")
+
+
+@main.command()
+@click.option("--audio", type=click.Path(dir_okay=False), help="Audio file (wav/flac/ogg/mp3); default: a generated clip.")
+@click.option("--imagebind", type=click.Path(dir_okay=False), help="Path to imagebind_huge.pth for the global feature.")
+@click.option("--authors-checkpoint", type=click.Path(dir_okay=False), help="epoch_N.pt from the authors' code.")
+@click.option("--seconds", type=click.FloatRange(min=0.5), default=20.0, show_default=True, help="Length to analyse.")
+@user_errors
+def demo(audio: str | None, imagebind: str | None, authors_checkpoint: str | None, seconds: float) -> None:
+    """Run DSAML on a clip and print (valence, arousal) for every 0.5 s."""
+    from pdmer.demo import SAMPLE_RATE, generated_clip, run_demo
+
+    if audio:
+        from pdmer.audio import load_audio
+
+        waveform, sample_rate = load_audio(audio)
+        waveform = waveform[: int(seconds * sample_rate)]
+    else:
+        waveform, sample_rate = generated_clip(seconds), SAMPLE_RATE
+    result = run_demo(
+        waveform, sample_rate, imagebind_checkpoint=imagebind, authors_checkpoint=authors_checkpoint
+    )
+    click.echo(f"# {result.source}")
+    click.echo("time_s\tvalence\tarousal")
+    for time, (valence, arousal) in zip(result.times, result.va):
+        click.echo(f"{time:.1f}\t{valence:+.4f}\t{arousal:+.4f}")

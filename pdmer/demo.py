@@ -1,0 +1,83 @@
+"""The demo behind ``pdmer demo``: audio in, one (valence, arousal) pair per 0.5 s out.
+
+Until a trained default model ships (see the README's roadmap), the demo's DSAML weights are a seeded random
+initialisation or a checkpoint from the authors' code: it shows the pipeline and its shapes, not real emotion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLE_RATE = 44100
+
+
+def generated_clip(seconds: float = 20.0, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A music-like clip in two sections: slow, quiet, low A-minor chords, then fast, loud, bright C-major ones."""
+    rng = np.random.default_rng(0)
+    half = seconds / 2
+    sections = [
+        (half, 60, [57, 60, 64], 0.15, 1.0),  # (length s, tempo bpm, MIDI chord, loudness, brightness)
+        (seconds - half, 150, [72, 76, 79], 0.5, 3.0),
+    ]
+    pieces = []
+    for length, tempo, chord, loudness, brightness in sections:
+        beat = 60.0 / tempo
+        t = np.arange(int(length * sample_rate)) / sample_rate
+        since_beat = t % beat
+        envelope = np.exp(-3.0 * since_beat / beat)  # a struck note on every beat
+        tone = sum(
+            np.sin(2 * np.pi * 440.0 * 2 ** ((note - 69) / 12) * k * t) / k ** (1.0 / brightness)
+            for note in chord
+            for k in (1, 2, 3)
+        )
+        pieces.append(loudness * envelope * tone / (3 * len(chord)) + 0.003 * rng.standard_normal(t.size))
+    return np.concatenate(pieces).astype(np.float32)
+
+
+@dataclass
+class DemoResult:
+    times: np.ndarray  # (T,) start of each 0.5 s slice, seconds
+    va: np.ndarray  # (T, 2) valence, arousal
+    source: str  # which weights and global encoder produced it
+
+
+def run_demo(
+    waveform: np.ndarray,
+    sample_rate: int,
+    *,
+    imagebind_checkpoint: str | None = None,
+    authors_checkpoint: str | None = None,
+    seed: int = 0,
+) -> DemoResult:
+    import torch
+
+    from pdmer.model import DSAML, ModelConfig
+    from pdmer.model.preprocess import LogMelSlicer
+
+    torch.manual_seed(seed)
+    if authors_checkpoint:
+        from pdmer.model.authors import load_authors_checkpoint
+
+        model = load_authors_checkpoint(authors_checkpoint)
+        weights = f"weights from the authors' code ({authors_checkpoint})"
+    else:
+        model = DSAML(ModelConfig.preset("paper")).eval()
+        weights = f"UNTRAINED weights (seeded init, seed {seed}): the values show the pipeline, not emotion"
+
+    slicer = LogMelSlicer()
+    with torch.no_grad():
+        mel = slicer(waveform, sample_rate)[None]  # (1, T, 51, 128)
+        if imagebind_checkpoint:
+            from pdmer.model.imagebind import imagebind_inputs, load_imagebind_audio
+
+            encoder = load_imagebind_audio(imagebind_checkpoint)
+            global_feat = encoder(imagebind_inputs(waveform, sample_rate))  # (1, 1024)
+            encoder_note = "ImageBind global feature"
+        else:
+            global_feat = torch.zeros(1, model.config.global_dim)
+            encoder_note = "no global encoder (zero global feature; pass --imagebind PATH)"
+        va = model(mel, global_feat).va[0].numpy()
+    times = np.arange(va.shape[0]) * slicer.config.slice_seconds
+    return DemoResult(times=times, va=va, source=f"{weights}; {encoder_note}")

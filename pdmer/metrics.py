@@ -1,0 +1,75 @@
+"""CCC, PCC and RMSE of V-A sequences: computed per sequence over the last axis, then averaged over songs.
+
+Same formulas as the authors' ``utils/score.py`` (population variances) and DEAM practice. Degenerate sequences
+have documented values instead of NaN, so that averages over songs stay finite:
+- PCC is 0 when either sequence is constant (no correlation can be measured);
+- CCC is 1 when both sequences are the same constant (perfect agreement), its 0/0 case; every other case is
+  the plain formula (a constant prediction of a varying or different constant target scores 0).
+Works on torch tensors (differentiable; the training loss uses it) and on anything ``torch.as_tensor`` takes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pdmer.errors import InputError
+
+NAMES = ("valence", "arousal")  # column order of every (..., T, 2) V-A tensor in pdmer
+
+
+def _pair(pred, target) -> tuple[torch.Tensor, torch.Tensor]:
+    pred, target = torch.as_tensor(pred), torch.as_tensor(target)
+    if pred.shape != target.shape or pred.ndim == 0 or pred.shape[-1] == 0:
+        raise InputError(
+            f"prediction and target must have the same non-empty shape [..., T], got {tuple(pred.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+    dtype = torch.promote_types(torch.promote_types(pred.dtype, target.dtype), torch.float32)
+    return pred.to(dtype), target.to(dtype)
+
+
+def _safe_divide(num: torch.Tensor, den: torch.Tensor, when_zero: float) -> torch.Tensor:
+    # The double where keeps gradients finite where den == 0.
+    nonzero = den != 0
+    return torch.where(nonzero, num / torch.where(nonzero, den, torch.ones_like(den)), torch.full_like(num, when_zero))
+
+
+def ccc(pred, target) -> torch.Tensor:
+    """Lin's concordance correlation coefficient over the last axis."""
+    pred, target = _pair(pred, target)
+    pred_mean, target_mean = pred.mean(-1), target.mean(-1)
+    covariance = ((pred - pred_mean[..., None]) * (target - target_mean[..., None])).mean(-1)
+    den = pred.var(-1, unbiased=False) + target.var(-1, unbiased=False) + (pred_mean - target_mean) ** 2
+    return _safe_divide(2 * covariance, den, when_zero=1.0)
+
+
+def pcc(pred, target) -> torch.Tensor:
+    """Pearson's correlation coefficient over the last axis."""
+    pred, target = _pair(pred, target)
+    pred = pred - pred.mean(-1, keepdim=True)
+    target = target - target.mean(-1, keepdim=True)
+    den = torch.sqrt((pred**2).sum(-1) * (target**2).sum(-1))
+    return _safe_divide((pred * target).sum(-1), den, when_zero=0.0)
+
+
+def rmse(pred, target) -> torch.Tensor:
+    """Root mean squared error over the last axis."""
+    pred, target = _pair(pred, target)
+    return torch.sqrt(((pred - target) ** 2).mean(-1))
+
+
+def va_scores(pred_va, target_va) -> dict[str, torch.Tensor]:
+    """Per-song-averaged scores of (B, T, 2) V-A tensors: ``{"valence_ccc": ..., "arousal_rmse": ...}``.
+
+    Each metric is computed per sequence, then averaged over the batch (songs), as the paper's tables do.
+    """
+    pred_va, target_va = _pair(pred_va, target_va)
+    if pred_va.shape[-1] != 2 or pred_va.ndim != 3:
+        raise InputError(f"V-A tensors must be [songs, steps, 2], got {tuple(pred_va.shape)}")
+    scores = {}
+    for column, name in enumerate(NAMES):
+        pred, target = pred_va[..., column], target_va[..., column]
+        scores[f"{name}_ccc"] = ccc(pred, target).mean()
+        scores[f"{name}_pcc"] = pcc(pred, target).mean()
+        scores[f"{name}_rmse"] = rmse(pred, target).mean()
+    return scores

@@ -1,0 +1,94 @@
+"""Every size of the DSAML model in one dataclass, with named presets.
+
+A config travels with its weights (checkpoints store ``to_dict()``), so a model can always be rebuilt from its
+checkpoint alone. Numbers come from the DSAML paper (AAAI 2025, §Implementation) and the authors' code
+(Littleor/Personalized-DMER @ 20b12ea, ``train.py`` defaults and ``models/``); each preset says where it differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from pdmer.errors import InputError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # Input: one log-mel slice per 0.5 s step (DESIGN.md §2): 51 frames x 128 mel bands.
+    mel_frames: int = 51
+    n_mels: int = 128
+    # Global feature from the frozen encoder; projected to hidden_dim when the sizes differ (e.g. musicnn's 200-d).
+    global_dim: int = 1024  # ImageBind huge's audio embedding
+    hidden_dim: int = 1024  # D
+    # Authors' FeatureFusionModel applies Linear(D, D) after sigmoid(z_l + z_g); the paper's text omits it.
+    fusion_linear: bool = True
+    # The ONE transformer encoder shared by the local and global passes (BERT-style post-norm layers).
+    num_layers: int = 3  # paper §Implementation
+    num_heads: int = 16  # authors' train.py --model_num_attention_heads
+    ffn_dim: int = 2048  # hard-coded in the authors' TransformerMultiScaleAttention
+    dropout: float = 0.1  # authors' train.py --dropout_rate
+    layer_norm_eps: float = 1e-12  # transformers' Blip2QFormerConfig default, used by the authors
+    max_relative_distance: int = 512  # relative-key embeddings cover |i - j| < 512 (2*512-1 rows)
+    local_band: int = 5  # n_l, paper §Implementation
+    global_band: int = 30  # n_g, paper §Implementation
+    use_local_attention: bool = True
+    use_global_attention: bool = True
+    # Sequence predictor: BiLSTM(D -> D/4 per direction) -> Linear(D/2 -> D/4) -> Dropout -> Linear(-> 2).
+    lstm_hidden: int = 256
+    head_hidden: int = 256
+    # Diagonal attention loss (paper eq. 3): targets for the local (alpha) and global (beta) maps.
+    attn_loss_local_target: float = 0.5  # paper; authors' code 0.9
+    attn_loss_global_target: float = 0.05  # paper; authors' code 0.1
+    attn_loss_weight: float = 1.0
+    # "per_sequence": eq. 3 on each sequence's map, averaged over the batch (the paper);
+    # "batch_map": eq. 3 on the batch-averaged map (the authors' utils/train.py).
+    attn_loss_reduction: str = "per_sequence"
+    name: str = field(default="custom", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.hidden_dim % self.num_heads:
+            raise InputError(f"hidden_dim={self.hidden_dim} must be a multiple of num_heads={self.num_heads}")
+        if not (0 <= self.local_band and 0 <= self.global_band):
+            raise InputError(f"band widths must be >= 0, got local_band={self.local_band}, global_band={self.global_band}")
+        if self.attn_loss_reduction not in ("per_sequence", "batch_map"):
+            raise InputError(
+                f"attn_loss_reduction={self.attn_loss_reduction!r} must be 'per_sequence' or 'batch_map'"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_dim // self.num_heads
+
+    @staticmethod
+    def preset(name: str, **overrides) -> "ModelConfig":
+        """A named preset, optionally with fields overridden: ``ModelConfig.preset("small", global_dim=200)``."""
+        if name not in PRESETS:
+            raise InputError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
+        return dataclasses.replace(PRESETS[name], name=name, **overrides)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"unknown model config keys {unknown}; this pdmer knows {sorted(known)}")
+        return cls(**values)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # The paper's model with ImageBind global features: ~29.7 M trainable parameters, as the authors' model.
+    "paper": ModelConfig(),
+    # The authors' code exactly (for parity with their checkpoints): attention-loss targets 0.9 / 0.1 on the
+    # batch-averaged maps. Architecture as "paper"; sizes of their tiny fixture are overrides of this preset.
+    "authors": ModelConfig(
+        attn_loss_local_target=0.9, attn_loss_global_target=0.1, attn_loss_reduction="batch_map"
+    ),
+    # The embedded default: same code, D 256, for the small offline encoder (musicnn, 200-d).
+    "small": ModelConfig(
+        global_dim=200, hidden_dim=256, num_heads=8, ffn_dim=512, lstm_hidden=64, head_hidden=64
+    ),
+}

@@ -1,0 +1,131 @@
+"""DSAML: local + global features -> dual-scale attention -> BiLSTM -> (valence, arousal) per 0.5 s step.
+
+Paper §Method (Fig. 2) and the authors' ``models/PDMER.py``. Tensors carry V-A as (valence, arousal); the authors'
+code uses (arousal, valence), which ``pdmer.model.authors`` converts when loading their weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pdmer.errors import InputError
+from pdmer.model.adapter import SliceAdapter
+from pdmer.model.config import ModelConfig
+from pdmer.model.transformer import SharedEncoder, band_mask
+
+
+@dataclass
+class DSAMLOutput:
+    va: torch.Tensor  # (B, T, 2) as (valence, arousal)
+    attn_local: torch.Tensor | None  # (B, T, T): last layer of the local pass, mean over heads
+    attn_global: torch.Tensor | None  # (B, T, T): last layer of the global pass, mean over heads
+    layer_maps_local: list[torch.Tensor] | None = None  # per layer (B, H, T, T), when asked for
+    layer_maps_global: list[torch.Tensor] | None = None
+
+
+class Fusion(nn.Module):
+    """z = sigma(W z_l + z_g) (paper §Dual-Scale Feature Extractor), then the authors' extra Linear(D, D)."""
+
+    def __init__(self, cfg: ModelConfig, local_dim: int):
+        super().__init__()
+        self.local_proj = nn.Linear(local_dim, cfg.hidden_dim)
+        # Not in the paper: an encoder whose size differs from D (musicnn's 200-d) needs a projection.
+        self.global_proj = nn.Linear(cfg.global_dim, cfg.hidden_dim) if cfg.global_dim != cfg.hidden_dim else None
+        self.out_proj = nn.Linear(cfg.hidden_dim, cfg.hidden_dim) if cfg.fusion_linear else None
+
+    def forward(self, local: torch.Tensor, global_feat: torch.Tensor) -> torch.Tensor:
+        if self.global_proj is not None:
+            global_feat = self.global_proj(global_feat)
+        z = torch.sigmoid(self.local_proj(local) + global_feat)  # global (B, 1, D) broadcasts over time
+        return self.out_proj(z) if self.out_proj is not None else z
+
+
+class SequencePredictor(nn.Module):
+    """BiLSTM -> Linear -> Dropout -> Linear(2), the authors' ``SequenceValuePredictionModel``."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.lstm = nn.LSTM(cfg.hidden_dim, cfg.lstm_hidden, batch_first=True, bidirectional=True)
+        self.hidden = nn.Linear(2 * cfg.lstm_hidden, cfg.head_hidden)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(cfg.head_hidden, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, _ = self.lstm(x)  # (B, T, 2 * lstm_hidden)
+        return self.out(self.dropout(self.hidden(x)))  # (B, T, 2)
+
+
+def _head_mean(maps: list[torch.Tensor]) -> torch.Tensor:
+    return maps[-1].mean(dim=1)  # last layer, (B, H, T, T) -> (B, T, T)
+
+
+class DSAML(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.adapter = SliceAdapter(cfg.mel_frames, cfg.n_mels)
+        self.fusion = Fusion(cfg, self.adapter.out_dim)
+        self.encoder = SharedEncoder(cfg)  # ONE module: both passes use these parameters
+        self.predictor = SequencePredictor(cfg)
+
+    def _check_inputs(self, mel: torch.Tensor, global_feat: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        if mel.ndim != 4 or tuple(mel.shape[2:]) != (cfg.mel_frames, cfg.n_mels) or mel.shape[1] == 0:
+            raise InputError(
+                f"mel must be [batch, steps >= 1, {cfg.mel_frames}, {cfg.n_mels}], got {tuple(mel.shape)}"
+            )
+        if global_feat.ndim == 2:
+            global_feat = global_feat[:, None, :]  # one vector per sequence, broadcast over time
+        if global_feat.ndim != 3 or global_feat.shape[0] != mel.shape[0] or global_feat.shape[-1] != cfg.global_dim:
+            raise InputError(
+                f"global_feat must be [batch={mel.shape[0]}, {cfg.global_dim}] (or [batch, steps, "
+                f"{cfg.global_dim}] for a per-step global vector), got {tuple(global_feat.shape)}"
+            )
+        if global_feat.shape[1] not in (1, mel.shape[1]):
+            raise InputError(f"global_feat has {global_feat.shape[1]} steps but mel has {mel.shape[1]}")
+        return global_feat
+
+    def forward(
+        self, mel: torch.Tensor, global_feat: torch.Tensor, *, return_layer_maps: bool = False
+    ) -> DSAMLOutput:
+        """mel (B, T, 51, 128) log-mel slices, global_feat (B, G) -> DSAMLOutput with va (B, T, 2)."""
+        cfg = self.config
+        global_feat = self._check_inputs(mel, global_feat)
+        z = self.fusion(self.adapter(mel), global_feat)  # (B, T, D)
+        steps = z.shape[1]
+
+        local_maps = global_maps = None
+        if cfg.use_local_attention:
+            z_local, local_maps = self.encoder(z, band_mask(steps, cfg.local_band, z.device))
+        if cfg.use_global_attention:
+            z_global, global_maps = self.encoder(z, band_mask(steps, cfg.global_band, z.device))
+        if cfg.use_local_attention and cfg.use_global_attention:
+            z = torch.sigmoid(z_local + z_global)  # z' of paper §Dual-Scale Attention Transformer
+        elif cfg.use_local_attention:
+            z = z_local
+        elif cfg.use_global_attention:
+            z = z_global
+        else:  # ablation without either mask: plain full attention, as the authors' code falls back to
+            z, global_maps = self.encoder(z, band_mask(steps, steps, z.device))
+
+        return DSAMLOutput(
+            va=self.predictor(z),
+            attn_local=_head_mean(local_maps) if local_maps else None,
+            attn_global=_head_mean(global_maps) if global_maps else None,
+            layer_maps_local=local_maps if return_layer_maps else None,
+            layer_maps_global=global_maps if return_layer_maps else None,
+        )
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def parameter_report(model: DSAML) -> dict[str, int]:
+    """Trainable parameters per part and in total (the frozen global encoder is not part of DSAML)."""
+    parts = {name: count_parameters(child) for name, child in model.named_children()}
+    parts["total"] = sum(parts.values())
+    return parts

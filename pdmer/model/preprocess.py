@@ -1,0 +1,85 @@
+"""Input preprocessor: audio -> one log-mel slice per 0.5 s step (2 Hz), as DSAML's model expects.
+
+DESIGN.md §2 and the authors' ``utils/music/util.py:get_audio_log_mel_spec``: 44.1 kHz mono, slices of 0.5 s
+(22 050 samples), per slice MelSpectrogram(n_fft = win = 2646 (60 ms), hop 441 (10 ms), 128 HTK mels, power 2,
+center=True) then log(x + 1e-6) -> [51 frames, 128 mels].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torchaudio
+
+from pdmer.errors import InputError
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    sample_rate: int = 44100
+    slice_seconds: float = 0.5  # one V-A label per slice: 2 Hz
+    n_fft: int = 2646  # 60 ms window
+    hop_length: int = 441  # 10 ms
+    n_mels: int = 128
+    log_offset: float = 1e-6
+
+    @property
+    def slice_samples(self) -> int:
+        return round(self.sample_rate * self.slice_seconds)
+
+    @property
+    def frames_per_slice(self) -> int:
+        return self.slice_samples // self.hop_length + 1  # center=True adds one frame
+
+
+def to_mono_tensor(waveform) -> torch.Tensor:
+    """Accept [N], [1, N] or [C, N] (numpy or torch) and return float32 mono [N]."""
+    wave = torch.as_tensor(waveform)
+    if wave.ndim == 2:
+        wave = wave.float().mean(dim=0)
+    if wave.ndim != 1:
+        raise InputError(f"waveform must be [samples] or [channels, samples], got shape {tuple(wave.shape)}")
+    return wave.float()
+
+
+class LogMelSlicer(torch.nn.Module):
+    """Cuts a waveform into consecutive 0.5 s slices and returns their log-mels, [T, 51, 128]."""
+
+    def __init__(self, config: MelConfig = MelConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            win_length=config.n_fft,
+            hop_length=config.hop_length,
+            n_mels=config.n_mels,
+            power=2.0,
+            center=True,
+            mel_scale="htk",
+        )
+
+    def forward(self, waveform, sample_rate: int) -> torch.Tensor:
+        """waveform at ``sample_rate`` -> [T, frames, mels] with T = whole slices in it (a partial tail is dropped)."""
+        cfg = self.config
+        wave = to_mono_tensor(waveform)
+        if sample_rate != cfg.sample_rate:
+            wave = torchaudio.functional.resample(wave, sample_rate, cfg.sample_rate)
+        num_slices = wave.numel() // cfg.slice_samples
+        if num_slices == 0:
+            raise InputError(
+                f"audio is {wave.numel() / cfg.sample_rate:.3f} s long; one slice needs {cfg.slice_seconds} s "
+                f"({cfg.slice_samples} samples at {cfg.sample_rate} Hz)"
+            )
+        slices = wave[: num_slices * cfg.slice_samples].reshape(num_slices, cfg.slice_samples)
+        return self.log_mel(slices)
+
+    def log_mel(self, slices: torch.Tensor) -> torch.Tensor:
+        """[T, slice_samples] -> [T, frames, mels]; the per-slice step the streamer reuses."""
+        if slices.ndim != 2 or slices.shape[-1] != self.config.slice_samples:
+            raise InputError(
+                f"slices must be [T, {self.config.slice_samples}], got shape {tuple(slices.shape)}"
+            )
+        power = self.mel(slices)  # [T, mels, frames]
+        return torch.log(power + self.config.log_offset).transpose(1, 2)  # [T, frames, mels]

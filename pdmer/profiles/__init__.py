@@ -1,0 +1,1 @@
+"""Per-listener profiles from one annotated song (built in a later issue)."""

@@ -1,0 +1,1 @@
+"""Live audio in, personalized valence/arousal out over OSC (built in a later issue)."""

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Set up everything pdmer needs, once: Debian packages (as root, or the exact apt line to run), the virtual
+# environment in .venv, and the package with its test extras. Re-running is cheap: each step checks first.
+# Used by ./run.sh and ./test.sh; PYTHON picks the interpreter (default python3, which must be >= 3.10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+# libportaudio2: sounddevice's PortAudio (live audio input).
+SYSTEM_PACKAGES=(libportaudio2)
+
+missing=()
+for package in "${SYSTEM_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+    missing+=("python3-venv")
+fi
+if ((${#missing[@]})); then
+    if [ "$(id -u)" = 0 ]; then
+        echo "bootstrap: installing Debian packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "bootstrap: missing Debian packages. Run this once, then try again:" >&2
+        echo "    sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+    echo "bootstrap: $PYTHON is $("$PYTHON" --version 2>&1); pdmer needs Python >= 3.10 (set PYTHON=python3.11)" >&2
+    exit 1
+fi
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+
+# Reinstall only when the dependencies changed: the stamp holds the hash of pyproject.toml.
+stamp="$VENV/.pdmer-installed"
+wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    echo "bootstrap: installing pdmer and its dependencies into $VENV (torch is large: a few minutes the first time)"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+    echo "$wanted" >"$stamp"
+fi

@@ -1,0 +1,82 @@
+"""The pdmer command as a user runs it: a real subprocess of the installed console script."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def pdmer(*args, check=True):
+    exe = shutil.which("pdmer", path=str(BIN)) or pytest.fail("pdmer console script is not installed in this venv")
+    result = subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        pytest.fail(f"pdmer {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from pdmer.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "model-info" in result.stdout
+    assert result.stdout.strip().endswith("False")
+
+
+def test_model_info_json_counts_paper_preset():
+    report = json.loads(pdmer("model-info", "--preset", "paper", "--json").stdout)
+    params = report["trainable_parameters"]
+    assert abs(params["total"] - 29.7e6) / 29.7e6 < 0.03
+    assert set(params) == {"adapter", "fusion", "encoder", "predictor", "total"}
+    assert report["config"]["hidden_dim"] == 1024
+
+
+def test_model_info_table():
+    assert "total" in pdmer("model-info", "--preset", "small").stdout
+
+
+def test_demo_prints_two_values_per_second():
+    result = pdmer("demo", "--seconds", "3")
+    rows = [line.split("\t") for line in result.stdout.splitlines() if line and not line.startswith(("#", "time"))]
+    assert [row[0] for row in rows] == ["0.0", "0.5", "1.0", "1.5", "2.0", "2.5"]
+    assert all(-10 < float(value) < 10 for row in rows for value in row[1:])
+    assert "UNTRAINED" in result.stdout  # the demo says what its numbers are worth
+
+
+def test_demo_reads_a_real_clip():
+    from conftest import shared_path
+
+    clip = shared_path("data", "deam", "emomusic_2013_subset", "clips_45s_mp3", "2.mp3")
+    lines = pdmer("demo", "--audio", str(clip), "--seconds", "2").stdout.splitlines()
+    assert len([line for line in lines if line[:1].isdigit()]) == 4
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("demo", "--audio", "/no/such/file.wav"), "does not exist"),
+        (("demo", "--imagebind", "/no/such/imagebind_huge.pth", "--seconds", "1"), "imagebind_huge.pth"),
+        (("demo", "--authors-checkpoint", "/no/such/epoch_1.pt", "--seconds", "1"), "does not exist"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_2(args, message):
+    result = pdmer(*args, check=False)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_undecodable_audio_is_named(tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio")
+    result = pdmer("demo", "--audio", str(bad), check=False)
+    assert result.returncode == 2 and "cannot decode" in result.stderr
+
+
+def test_stream_command_says_it_is_not_ready():
+    exe = shutil.which("pdmer-stream", path=str(BIN))
+    result = subprocess.run([exe], capture_output=True, text=True)
+    assert result.returncode == 2 and "not implemented yet" in result.stderr

@@ -1,0 +1,177 @@
+"""DSAML's structure: shapes, band masks, the shared encoder, the diagonal loss, presets, bad input."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from pdmer.errors import InputError
+from pdmer.model import DSAML, ModelConfig
+from pdmer.model.dsaml import parameter_report
+from pdmer.model.loss import diagonal_attention_loss, dsaml_loss
+from pdmer.model.transformer import band_mask
+
+TINY = dict(global_dim=24, hidden_dim=32, num_heads=4, ffn_dim=64, num_layers=2, lstm_hidden=8, head_hidden=8)
+
+
+def tiny_model(**overrides) -> DSAML:
+    torch.manual_seed(0)
+    return DSAML(ModelConfig.preset("paper", **{**TINY, **overrides})).eval()
+
+
+def inputs(batch=2, steps=40, global_dim=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, steps, 51, 128, generator=g), torch.randn(batch, global_dim, generator=g)
+
+
+def test_output_shapes():
+    mel, global_feat = inputs()
+    with torch.no_grad():
+        out = tiny_model()(mel, global_feat)
+    assert out.va.shape == (2, 40, 2)
+    assert out.attn_local.shape == out.attn_global.shape == (2, 40, 40)
+    assert torch.allclose(out.attn_local.sum(-1), torch.ones(2, 40))
+
+
+@pytest.mark.parametrize("steps", [1, 7, 60, 90])
+def test_attention_is_exactly_zero_outside_each_band(steps):
+    model = tiny_model()
+    mel, global_feat = inputs(steps=steps)
+    with torch.no_grad():
+        out = model(mel, global_feat, return_layer_maps=True)
+    for maps, band in ((out.layer_maps_local, 5), (out.layer_maps_global, 30)):
+        outside = ~band_mask(steps, band)
+        for layer_map in maps:  # (B, H, T, T)
+            if outside.any():
+                assert layer_map[..., outside].abs().max().item() == 0.0
+            assert (layer_map[..., ~outside] > 0).all()  # softmax never zeroes an allowed position
+
+
+def test_band_mask_matches_eq1():
+    mask = band_mask(9, 2)
+    for i in range(9):
+        for j in range(9):
+            assert mask[i, j].item() == (abs(i - j) <= 2)
+
+
+def test_local_and_global_passes_share_one_encoder():
+    model = tiny_model()
+    encoders = [name for name, module in model.named_modules() if type(module).__name__ == "SharedEncoder"]
+    assert encoders == ["encoder"]
+    # With T <= n_l + 1 both bands let everything through, so shared parameters must give identical maps.
+    mel, global_feat = inputs(steps=6)
+    with torch.no_grad():
+        out = model(mel, global_feat)
+    assert torch.equal(out.attn_local, out.attn_global)
+    # And a change to the one encoder moves both passes.
+    mel, global_feat = inputs(steps=40)
+    with torch.no_grad():
+        before = model(mel, global_feat)
+        model.encoder.layers[-1].attention.query.weight.mul_(3.0)
+        after = model(mel, global_feat)
+    assert not torch.allclose(before.attn_local, after.attn_local)
+    assert not torch.allclose(before.attn_global, after.attn_global)
+
+
+def eq3_by_hand(local, global_, alpha, beta):
+    n = len(local)
+    return sum((local[i][i] - alpha) ** 2 + (global_[i][i] - beta) ** 2 for i in range(n)) / n
+
+
+@pytest.mark.parametrize(
+    "local, global_",
+    [
+        (torch.eye(4), torch.full((4, 4), 0.25)),
+        (torch.full((3, 3), 1 / 3), torch.eye(3)),
+        (torch.tensor([[0.6, 0.4, 0.0], [0.2, 0.5, 0.3], [0.0, 0.1, 0.9]]), torch.eye(3) * 0.05 + 0.95 / 3),
+    ],
+)
+def test_diagonal_loss_is_eq3_on_hand_made_maps(local, global_):
+    loss = diagonal_attention_loss(local[None], global_[None], 0.5, 0.05)
+    assert loss.item() == pytest.approx(eq3_by_hand(local.tolist(), global_.tolist(), 0.5, 0.05), abs=1e-7)
+
+
+def test_identity_maps_give_known_loss():
+    loss = diagonal_attention_loss(torch.eye(4)[None], torch.eye(4)[None], 0.5, 0.05)
+    assert loss.item() == pytest.approx(0.25 + 0.95**2)
+
+
+def test_diagonal_loss_reductions_differ_only_across_the_batch():
+    maps = torch.softmax(torch.randn(3, 5, 5, generator=torch.Generator().manual_seed(1)), -1)
+    per_sequence = diagonal_attention_loss(maps, maps, 0.9, 0.1, reduction="per_sequence")
+    by_hand = sum(eq3_by_hand(m.tolist(), m.tolist(), 0.9, 0.1) for m in maps) / 3
+    assert per_sequence.item() == pytest.approx(by_hand, abs=1e-6)
+    batch_map = diagonal_attention_loss(maps, maps, 0.9, 0.1, reduction="batch_map")
+    assert batch_map.item() == pytest.approx(eq3_by_hand(maps.mean(0).tolist(), maps.mean(0).tolist(), 0.9, 0.1), abs=1e-6)
+
+
+def test_loss_backpropagates_into_every_trainable_part():
+    model = tiny_model().train()
+    mel, global_feat = inputs(steps=12)
+    out = model(mel, global_feat)
+    loss = dsaml_loss(out, torch.rand(2, 12, 2) * 2 - 1, model.config)
+    loss.total.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_paper_preset_has_the_authors_parameter_count():
+    with torch.device("meta"):
+        report = parameter_report(DSAML(ModelConfig.preset("paper")))
+    assert report["total"] == pytest.approx(29.7e6, rel=0.03)
+    assert report["total"] == sum(v for k, v in report.items() if k != "total")
+
+
+def test_presets_differ_where_documented():
+    paper, authors, small = (ModelConfig.preset(n) for n in ("paper", "authors", "small"))
+    assert (paper.attn_loss_local_target, paper.attn_loss_global_target) == (0.5, 0.05)
+    assert (authors.attn_loss_local_target, authors.attn_loss_global_target) == (0.9, 0.1)
+    assert (paper.num_layers, paper.local_band, paper.global_band, paper.hidden_dim) == (3, 5, 30, 1024)
+    assert small.hidden_dim == 256
+    assert ModelConfig.from_dict(small.to_dict()) == small
+
+
+@pytest.mark.parametrize(
+    "ablation", [dict(use_local_attention=False), dict(use_global_attention=False), dict(fusion_linear=False)]
+)
+def test_ablations_run(ablation):
+    mel, global_feat = inputs(steps=10)
+    with torch.no_grad():
+        out = tiny_model(**ablation)(mel, global_feat)
+    assert out.va.shape == (2, 10, 2)
+    assert (out.attn_local is None) == (ablation.get("use_local_attention") is False)
+
+
+def test_per_step_global_feature_is_accepted():
+    mel, global_feat = inputs(steps=10)
+    with torch.no_grad():
+        broadcast = tiny_model()(mel, global_feat).va
+        per_step = tiny_model()(mel, global_feat[:, None].expand(-1, 10, -1)).va
+    assert torch.allclose(broadcast, per_step)
+
+
+@pytest.mark.parametrize(
+    "mel_shape, global_shape, message",
+    [
+        ((2, 10, 50, 128), (2, 24), "mel must be"),
+        ((2, 10, 51), (2, 24), "mel must be"),
+        ((2, 0, 51, 128), (2, 24), "mel must be"),
+        ((2, 10, 51, 128), (2, 23), "global_feat must be"),
+        ((2, 10, 51, 128), (3, 24), "global_feat must be"),
+        ((2, 10, 51, 128), (2, 9, 24), "9 steps"),
+    ],
+)
+def test_wrong_shapes_are_named(mel_shape, global_shape, message):
+    with pytest.raises(InputError, match=message):
+        tiny_model()(torch.zeros(mel_shape), torch.zeros(global_shape))
+
+
+def test_bad_config_values_are_named():
+    with pytest.raises(InputError, match="multiple of num_heads"):
+        ModelConfig(hidden_dim=30, num_heads=4)
+    with pytest.raises(InputError, match="unknown preset"):
+        ModelConfig.preset("huge")
+    with pytest.raises(InputError, match="unknown model config keys"):
+        ModelConfig.from_dict({**ModelConfig().to_dict(), "colour": 1})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ModelConfig().hidden_dim = 3
