@@ -80,3 +80,17 @@ def test_stream_command_says_it_is_not_ready():
     exe = shutil.which("pdmer-stream", path=str(BIN))
     result = subprocess.run([exe], capture_output=True, text=True)
     assert result.returncode == 2 and "not implemented yet" in result.stderr
+
+
+def test_quickstart_example_runs(tmp_path):
+    import soundfile
+
+    from pdmer.demo import generated_clip
+
+    clip = tmp_path / "clip.wav"
+    soundfile.write(clip, generated_clip(4.0), 44100)
+    example = Path(__file__).resolve().parents[1] / "examples" / "quickstart.py"
+    result = subprocess.run([sys.executable, str(example), str(clip)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert sum(" s  valence " in line for line in result.stdout.splitlines()) == 8
+    assert "valence_ccc" in result.stdout
