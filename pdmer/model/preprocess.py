@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torchaudio
 
@@ -34,13 +35,21 @@ class MelConfig:
 
 
 def to_mono_tensor(waveform) -> torch.Tensor:
-    """Accept [N], [1, N] or [C, N] (numpy or torch) and return float32 mono [N]."""
-    wave = torch.as_tensor(waveform)
-    if wave.ndim == 2:
-        wave = wave.float().mean(dim=0)
-    if wave.ndim != 1:
-        raise InputError(f"waveform must be [samples] or [channels, samples], got shape {tuple(wave.shape)}")
-    return wave.float()
+    """[N], [1, N] or [C, N] float samples (numpy or torch) -> float32 mono [N], channels averaged; never the caller's memory."""
+    if not isinstance(waveform, torch.Tensor):
+        waveform = torch.from_numpy(np.array(waveform, copy=True))  # own copy: any strides, any array-like
+    if not waveform.is_floating_point():
+        raise InputError(
+            f"waveform dtype {waveform.dtype} is not floating point; scale PCM to [-1, 1] first (e.g. int16 / 32768)"
+        )
+    if waveform.ndim == 2:
+        waveform = waveform.mean(dim=0)
+    elif waveform.ndim != 1:
+        raise InputError(f"waveform must be [N], [1, N] or [channels, N], got shape {tuple(waveform.shape)}")
+    waveform = waveform.to(torch.float32)
+    if not torch.isfinite(waveform).all():
+        raise InputError("waveform contains NaN or infinite samples")
+    return waveform
 
 
 class LogMelSlicer(torch.nn.Module):
