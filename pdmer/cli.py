@@ -59,11 +59,16 @@ def model_info(preset: str, as_json: bool) -> None:
 @main.command()
 @click.option("--audio", type=click.Path(dir_okay=False), help="Audio file (wav/flac/ogg/mp3); default: a generated clip.")
 @click.option("--imagebind", type=click.Path(dir_okay=False), help="Path to imagebind_huge.pth for the global feature.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="A pdmer model checkpoint (.safetensors).")
 @click.option("--authors-checkpoint", type=click.Path(dir_okay=False), help="epoch_N.pt from the authors' code.")
 @click.option("--seconds", type=click.FloatRange(min=0.5), default=20.0, show_default=True, help="Length to analyse.")
 @user_errors
-def demo(audio: str | None, imagebind: str | None, authors_checkpoint: str | None, seconds: float) -> None:
+def demo(
+    audio: str | None, imagebind: str | None, checkpoint: str | None, authors_checkpoint: str | None, seconds: float
+) -> None:
     """Run DSAML on a clip and print (valence, arousal) for every 0.5 s."""
+    if checkpoint and authors_checkpoint:
+        raise click.UsageError("give --checkpoint or --authors-checkpoint, not both")
     from pdmer.demo import SAMPLE_RATE, generated_clip, run_demo
 
     if audio:
@@ -74,7 +79,11 @@ def demo(audio: str | None, imagebind: str | None, authors_checkpoint: str | Non
     else:
         waveform, sample_rate = generated_clip(seconds), SAMPLE_RATE
     result = run_demo(
-        waveform, sample_rate, imagebind_checkpoint=imagebind, authors_checkpoint=authors_checkpoint
+        waveform,
+        sample_rate,
+        imagebind_checkpoint=imagebind,
+        checkpoint=checkpoint,
+        authors_checkpoint=authors_checkpoint,
     )
     click.echo(f"# {result.source}")
     click.echo("time_s\tvalence\tarousal")

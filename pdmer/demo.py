@@ -1,7 +1,8 @@
 """The demo behind ``pdmer demo``: audio in, one (valence, arousal) pair per 0.5 s out.
 
 Until a trained default model ships (see the README's roadmap), the demo's DSAML weights are a seeded random
-initialisation or a checkpoint from the authors' code: it shows the pipeline and its shapes, not real emotion.
+initialisation unless a checkpoint is given (pdmer's own, or one from the authors' code): without one it shows the
+pipeline and its shapes, not real emotion.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def run_demo(
     sample_rate: int,
     *,
     imagebind_checkpoint: str | None = None,
+    checkpoint: str | None = None,
     authors_checkpoint: str | None = None,
     seed: int = 0,
 ) -> DemoResult:
@@ -57,7 +59,12 @@ def run_demo(
     from pdmer.model.preprocess import LogMelSlicer
 
     torch.manual_seed(seed)
-    if authors_checkpoint:
+    if checkpoint:
+        from pdmer.model.checkpoint import load_model
+
+        model = load_model(checkpoint)
+        weights = f"weights from {checkpoint}"
+    elif authors_checkpoint:
         from pdmer.model.authors import load_authors_checkpoint
 
         model = load_authors_checkpoint(authors_checkpoint)

@@ -60,6 +60,7 @@ def test_demo_reads_a_real_clip():
         (("demo", "--audio", "/no/such/file.wav"), "does not exist"),
         (("demo", "--imagebind", "/no/such/imagebind_huge.pth", "--seconds", "1"), "imagebind_huge.pth"),
         (("demo", "--authors-checkpoint", "/no/such/epoch_1.pt", "--seconds", "1"), "does not exist"),
+        (("demo", "--checkpoint", "/no/such/model.safetensors", "--seconds", "1"), "does not exist"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(args, message):
@@ -94,3 +95,16 @@ def test_quickstart_example_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert sum(" s  valence " in line for line in result.stdout.splitlines()) == 8
     assert "valence_ccc" in result.stdout
+
+
+def test_demo_runs_a_saved_pdmer_checkpoint(tmp_path):
+    import torch
+
+    from pdmer.model import DSAML, ModelConfig
+    from pdmer.model.checkpoint import save_model
+
+    torch.manual_seed(1)
+    path = save_model(DSAML(ModelConfig.preset("small")), tmp_path / "small.safetensors")
+    result = pdmer("demo", "--checkpoint", str(path), "--seconds", "1")
+    assert f"weights from {path}" in result.stdout
+    assert len([line for line in result.stdout.splitlines() if line[:1].isdigit()]) == 2

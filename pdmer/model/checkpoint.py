@@ -1,0 +1,63 @@
+"""pdmer's own DSAML checkpoints: safetensors weights with the model config in the file's metadata.
+
+The config travels with the weights, so ``load_model(path)`` rebuilds the model from the file alone. Writes are
+atomic (a temporary file in the same folder, then rename): an interrupted save never leaves a broken checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from pdmer.errors import CheckpointError
+from pdmer.model.config import ModelConfig
+from pdmer.model.dsaml import DSAML
+
+FORMAT = "pdmer.dsaml/1"
+
+
+def save_model(model: DSAML, path: str | Path, *, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model``'s weights and config to ``path`` (.safetensors) atomically; returns the path."""
+    path = Path(path)
+    header = {**(metadata or {}), "format": FORMAT, "config": json.dumps(model.config.to_dict())}
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        save_file(tensors, temporary, metadata=header)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> DSAML:
+    """The DSAML model stored at ``path`` by :func:`save_model`, in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as file:
+            header = file.metadata() or {}
+            tensors = {name: file.get_tensor(name) for name in file.keys()}
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"cannot read {path} as a safetensors checkpoint: {error}") from None
+    if header.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a pdmer model checkpoint (format {header.get('format')!r}, expected {FORMAT!r}); "
+            "for weights from the authors' code use pdmer.model.authors.load_authors_checkpoint"
+        )
+    model = DSAML(ModelConfig.from_dict(json.loads(header["config"])))
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: weights do not fit its own config: {error}") from None
+    return model.to(device).eval()
