@@ -7,8 +7,6 @@ atomic (a temporary file in the same folder, then rename): an interrupted save n
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -16,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from pdmer.errors import CheckpointError
+from pdmer.fileio import atomic_path
 from pdmer.model.config import ModelConfig
 from pdmer.model.dsaml import DSAML
 
@@ -27,15 +26,8 @@ def save_model(model: DSAML, path: str | Path, *, metadata: dict[str, str] | Non
     path = Path(path)
     header = {**(metadata or {}), "format": FORMAT, "config": json.dumps(model.config.to_dict())}
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, temporary, metadata=header)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    with atomic_path(path) as temporary:
+        save_file(tensors, str(temporary), metadata=header)
     return path
 
 
