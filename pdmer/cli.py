@@ -11,7 +11,10 @@ import click
 from pdmer import __version__
 from pdmer.errors import PdmerError
 
-PRESET_NAMES = ("paper", "small", "authors")  # pdmer.model.config.PRESETS, listed here to keep torch out of --help
+# Listed here, not imported, to keep torch out of `pdmer --help`; tests check they match the real lists.
+PRESET_NAMES = ("paper", "small", "authors")  # pdmer.model.config.PRESETS
+ENCODER_NAMES = ("musicnn", "imagebind")  # pdmer.model.encoders.ENCODER_NAMES
+MUSICNN_FEATURES = ("penultimate", "mean_pool", "max_pool", "taggram")  # pdmer.model.encoders.FEATURE_DIMS
 
 
 def user_errors(command):
@@ -89,3 +92,48 @@ def demo(
     click.echo("time_s\tvalence\tarousal")
     for time, (valence, arousal) in zip(result.times, result.va):
         click.echo(f"{time:.1f}\t{valence:+.4f}\t{arousal:+.4f}")
+
+
+@main.command()
+@click.argument("audio", type=click.Path(dir_okay=False))
+@click.option("--encoder", type=click.Choice(ENCODER_NAMES), default="musicnn", show_default=True)
+@click.option("--imagebind", type=click.Path(dir_okay=False), help="Path to imagebind_huge.pth (for --encoder imagebind).")
+@click.option("--window", nargs=2, type=float, metavar="START END", help="Seconds of the file to embed (default: all).")
+@click.option("--features", type=click.Choice(MUSICNN_FEATURES), default="penultimate", show_default=True,
+              help="musicnn output averaged over the window.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the vector as .npy instead of printing JSON.")
+@user_errors
+def embed(audio, encoder, imagebind, window, features, output) -> None:
+    """Global feature vector of an audio file (or a window of it), as DSAML's global input."""
+    from pdmer.audio import load_audio
+    from pdmer.model.encoders import load_global_encoder
+
+    waveform, sample_rate = load_audio(audio)
+    options = {"features": features} if encoder == "musicnn" else {}
+    model = load_global_encoder(encoder, imagebind_checkpoint=imagebind, **options)
+    vector = model.embed(waveform, sample_rate, window=tuple(window) if window else None)
+    if output:
+        import numpy as np
+
+        from pdmer.fileio import atomic_path
+
+        with atomic_path(output) as temporary, open(temporary, "wb") as file:
+            np.save(file, vector.numpy())
+        click.echo(f"wrote {output}: {model.name} {vector.numel()}-d")
+        return
+    click.echo(json.dumps({"encoder": model.name, "dim": vector.numel(), "vector": [round(v, 6) for v in vector.tolist()]}))
+
+
+@main.command("convert-musicnn")
+@click.option("--wheel", required=True, type=click.Path(dir_okay=False),
+              help="musicnn-0.1.0-py3-none-any.whl (pip download --no-deps musicnn==0.1.0).")
+@click.option("--output", type=click.Path(dir_okay=False), help="Default: the package's own pdmer/assets file.")
+@user_errors
+def convert_musicnn(wheel: str, output: str | None) -> None:
+    """Convert MSD_musicnn's TF checkpoint inside the musicnn wheel to safetensors (no TensorFlow needed)."""
+    from pathlib import Path
+
+    from pdmer.convert.musicnn import convert_wheel
+
+    target = Path(output) if output else Path(__file__).parent / "assets" / "musicnn_msd.safetensors"
+    click.echo(f"wrote {convert_wheel(wheel, target)}")

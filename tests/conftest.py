@@ -1,11 +1,13 @@
 """Shared test fixtures: a seeded generator and the ../shared reference data (skipped cleanly when absent)."""
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
 
 
 def shared_path(*parts: str) -> Path:
@@ -13,6 +15,15 @@ def shared_path(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"{path} is absent: reference fixtures live in ../shared beside the project root (developer/CI only)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def musicnn_wheel() -> Path:
+    """The musicnn 0.1.0 wheel (./test.sh downloads it from PyPI into .cache/wheels), or skip."""
+    path = Path(os.environ.get("PDMER_MUSICNN_WHEEL", ROOT / ".cache" / "wheels" / "musicnn-0.1.0-py3-none-any.whl"))
+    if not path.is_file():
+        pytest.skip(f"musicnn wheel not found at {path}: get it with `pip download --no-deps musicnn==0.1.0`")
     return path
 
 

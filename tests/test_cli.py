@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BIN = Path(sys.executable).parent
@@ -108,3 +109,59 @@ def test_demo_runs_a_saved_pdmer_checkpoint(tmp_path):
     result = pdmer("demo", "--checkpoint", str(path), "--seconds", "1")
     assert f"weights from {path}" in result.stdout
     assert len([line for line in result.stdout.splitlines() if line[:1].isdigit()]) == 2
+
+
+def test_cli_choice_lists_match_the_library():
+    from pdmer import cli
+    from pdmer.model.config import PRESETS
+    from pdmer.model.encoders import ENCODER_NAMES, FEATURE_DIMS
+
+    assert set(cli.PRESET_NAMES) == set(PRESETS)
+    assert cli.ENCODER_NAMES == ENCODER_NAMES
+    assert set(cli.MUSICNN_FEATURES) == set(FEATURE_DIMS)
+
+
+def test_embed_prints_the_musicnn_vector(tmp_path):
+    import soundfile
+
+    from pdmer.demo import generated_clip
+
+    clip = tmp_path / "clip.flac"
+    soundfile.write(clip, generated_clip(8.0), 44100)
+    report = json.loads(pdmer("embed", str(clip), "--window", "1", "7").stdout)
+    assert (report["encoder"], report["dim"], len(report["vector"])) == ("musicnn", 200, 200)
+    tags = json.loads(pdmer("embed", str(clip), "--features", "taggram").stdout)["vector"]
+    assert len(tags) == 50 and all(0 <= p <= 1 for p in tags)
+    out = tmp_path / "vec.npy"
+    assert "200-d" in pdmer("embed", str(clip), "--output", str(out)).stdout
+    import numpy as np
+
+    assert np.load(out).shape == (200,)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--window", "5", "99"), "window="),
+        (("--encoder", "imagebind"), "imagebind_huge.pth"),
+        (("--encoder", "imagebind", "--imagebind", "/no/such.pth"), "not found"),
+    ],
+)
+def test_embed_errors(tmp_path, args, message):
+    import soundfile
+
+    clip = tmp_path / "clip.wav"
+    soundfile.write(clip, np.zeros(16000 * 4, dtype="float32"), 16000)
+    result = pdmer("embed", str(clip), *args, check=False)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_convert_musicnn_command(musicnn_wheel, tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "m.safetensors"
+    assert "wrote" in pdmer("convert-musicnn", "--wheel", str(musicnn_wheel), "--output", str(out)).stdout
+    committed = load_file(Path(__file__).resolve().parents[1] / "pdmer" / "assets" / "musicnn_msd.safetensors")
+    assert all(load_file(out)[k].equal(v) for k, v in committed.items())
+    bad = pdmer("convert-musicnn", "--wheel", str(tmp_path / "none.whl"), "--output", str(out), check=False)
+    assert bad.returncode == 2 and "pip download" in bad.stderr

@@ -1,0 +1,165 @@
+"""Global encoders: one interface over the frozen models that give DSAML its global feature z_g.
+
+``encoder.embed(waveform, sample_rate, window=(start_s, end_s))`` -> [encoder.dim] for that window of audio.
+- ``musicnn`` (the embedded default, offline, ISC weights in the package): mean of per-patch features of
+  MSD_musicnn over the window;
+- ``imagebind`` (the paper's; user-supplied CC BY-NC-SA 4.0 checkpoint): ImageBind's 3 clips over the window.
+A DSAML config's ``global_dim`` must equal the encoder's ``dim``: :func:`model_config_for` builds one that does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from importlib import resources
+from typing import Protocol
+
+import torch
+import torchaudio
+from safetensors.torch import load_file
+
+from pdmer.errors import InputError
+from pdmer.model import musicnn
+from pdmer.model.config import ModelConfig
+from pdmer.model.preprocess import to_mono_tensor
+
+ENCODER_NAMES = ("musicnn", "imagebind")
+
+
+class GlobalEncoder(Protocol):
+    name: str
+    dim: int
+    sample_rate: int  # the rate the encoder works at; any input rate is resampled
+
+    def embed(self, waveform, sample_rate: int, *, window: tuple[float, float] | None = None) -> torch.Tensor:
+        """[dim] global feature of ``waveform[window]`` (seconds; None: all of it)."""
+
+
+def cut_window(waveform, sample_rate: int, window: tuple[float, float] | None) -> torch.Tensor:
+    """Mono float32 samples of ``window`` = (start, end) seconds; the whole waveform when None."""
+    wave = to_mono_tensor(waveform)
+    if window is None:
+        return wave
+    start, end = window
+    duration = wave.numel() / sample_rate
+    if not 0 <= start < end <= duration + 1e-9:
+        raise InputError(f"window=({start}, {end}) s must satisfy 0 <= start < end <= {duration:.3f} (the audio's length)")
+    return wave[round(start * sample_rate) : round(end * sample_rate)]
+
+
+@dataclass(frozen=True)
+class MusicnnEncoderConfig:
+    # Which musicnn output is averaged over the window's patches: "penultimate" (200-d, the dense layer before
+    # the tags), "mean_pool" / "max_pool" (753-d temporal pools), or "taggram" (50 tag probabilities).
+    features: str = "penultimate"
+    # 3 s patches per window, evenly spread from its start to its end (as ImageBind spreads its 3 clips); a 30 s
+    # window costs ~3 patches instead of 10. None: every non-overlapping patch from the start.
+    patches_per_window: int | None = 3
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURE_DIMS:
+            raise InputError(f"features={self.features!r} must be one of {sorted(FEATURE_DIMS)}")
+        if self.patches_per_window is not None and self.patches_per_window < 1:
+            raise InputError(f"patches_per_window={self.patches_per_window} must be >= 1 (or None for all)")
+
+
+FEATURE_DIMS = {"penultimate": 200, "mean_pool": 753, "max_pool": 753, "taggram": 50}
+MUSICNN_WEIGHTS = "musicnn_msd.safetensors"  # in pdmer/assets, converted by `pdmer convert-musicnn`
+
+
+def load_musicnn(device: str | torch.device = "cpu") -> musicnn.Musicnn:
+    """MSD_musicnn with the weights shipped in the package (frozen, eval mode)."""
+    model = musicnn.Musicnn()
+    with resources.as_file(resources.files("pdmer") / "assets" / MUSICNN_WEIGHTS) as path:
+        model.load_state_dict(load_file(str(path)), strict=True)
+    return model.to(device).eval().requires_grad_(False)
+
+
+class MusicnnEncoder:
+    name = "musicnn"
+    sample_rate = musicnn.SAMPLE_RATE
+
+    def __init__(self, config: MusicnnEncoderConfig = MusicnnEncoderConfig(), *, device: str | torch.device = "cpu"):
+        self.config = config
+        self.dim = FEATURE_DIMS[config.features]
+        self.device = torch.device(device)
+        self.model = load_musicnn(self.device)
+        self.log_mel = musicnn.MusicnnLogMel().to(self.device)
+        self._resamplers: dict[int, torchaudio.transforms.Resample] = {}  # by input rate: the kernel is built once
+
+    def _resample(self, wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        if sample_rate == self.sample_rate:
+            return wave
+        if sample_rate not in self._resamplers:
+            self._resamplers[sample_rate] = torchaudio.transforms.Resample(sample_rate, self.sample_rate)
+        return self._resamplers[sample_rate](wave)
+
+    def patches(self, wave: torch.Tensor) -> torch.Tensor:
+        """16 kHz mono samples -> the log-mel patches [P, 187, 96] the window is summarised by."""
+        # Shorter than a patch: repeat the audio until it fills one ("repeat-pad", musicnn's training setting
+        # pad_short in MSD_musicnn/config.json), rather than padding with silence the model never saw.
+        needed = (musicnn.PATCH_FRAMES - 1) * musicnn.HOP
+        if wave.numel() < needed:
+            if wave.numel() < musicnn.N_FFT:
+                raise InputError(
+                    f"audio window is {wave.numel() / self.sample_rate:.4f} s long; musicnn needs at least "
+                    f"{musicnn.N_FFT / self.sample_rate} s"
+                )
+            wave = wave.repeat(math.ceil(needed / wave.numel()))[:needed]
+        mel = self.log_mel(wave.to(self.device), self.sample_rate)  # (frames, 96)
+        frames, size = mel.shape[0], musicnn.PATCH_FRAMES
+        if self.config.patches_per_window is None:
+            starts = range(0, frames - size + 1, size)
+        else:
+            count = min(self.config.patches_per_window, math.ceil(frames / size))
+            starts = torch.linspace(0, frames - size, count).round().long().tolist()
+        return torch.stack([mel[start : start + size] for start in starts])
+
+    @torch.no_grad()
+    def embed(self, waveform, sample_rate: int, *, window: tuple[float, float] | None = None) -> torch.Tensor:
+        wave = self._resample(cut_window(waveform, sample_rate, window), sample_rate)
+        outputs = self.model(self.patches(wave))
+        return outputs[self.config.features].mean(dim=0).cpu()  # (dim,)
+
+
+class ImageBindEncoder:
+    name = "imagebind"
+    sample_rate = 16000
+
+    def __init__(
+        self, checkpoint, *, device: str | torch.device = "cpu", model_sizes: dict | None = None, **input_options
+    ):
+        from pdmer.model.imagebind import load_imagebind_audio
+
+        self.device = torch.device(device)
+        # model_sizes: ImageBindAudio's size arguments, for checkpoints other than imagebind_huge
+        self.model = load_imagebind_audio(checkpoint, device=self.device, **(model_sizes or {}))
+        self.dim = self.model.config["out_dim"]
+        self.input_options = input_options  # e.g. clip_placement, fbank_sample_rate: see imagebind_inputs
+
+    @torch.no_grad()
+    def embed(self, waveform, sample_rate: int, *, window: tuple[float, float] | None = None) -> torch.Tensor:
+        from pdmer.model.imagebind import imagebind_inputs
+
+        clips = imagebind_inputs(cut_window(waveform, sample_rate, window), sample_rate, **self.input_options)
+        return self.model(clips.to(self.device))[0].cpu()  # (dim,)
+
+
+def load_global_encoder(
+    name: str, *, imagebind_checkpoint=None, device: str | torch.device = "cpu", **options
+) -> GlobalEncoder:
+    """``"musicnn"`` (options: MusicnnEncoderConfig fields) or ``"imagebind"`` (needs ``imagebind_checkpoint``)."""
+    if name == "musicnn":
+        return MusicnnEncoder(MusicnnEncoderConfig(**options), device=device)
+    if name == "imagebind":
+        if imagebind_checkpoint is None:
+            raise InputError("the imagebind encoder needs the path of imagebind_huge.pth (user-supplied)")
+        return ImageBindEncoder(imagebind_checkpoint, device=device, **options)
+    raise InputError(f"unknown global encoder {name!r}; choose one of {', '.join(ENCODER_NAMES)}")
+
+
+def model_config_for(encoder: GlobalEncoder, preset: str | None = None, **overrides) -> ModelConfig:
+    """A DSAML config whose ``global_dim`` follows ``encoder``; preset defaults: "small" (musicnn), "paper"."""
+    preset = preset or ("small" if encoder.name == "musicnn" else "paper")
+    return dataclasses.replace(ModelConfig.preset(preset, **overrides), global_dim=encoder.dim)
