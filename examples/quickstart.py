@@ -3,7 +3,7 @@
     python examples/quickstart.py song.mp3 [--imagebind imagebind_huge.pth] [--authors-checkpoint epoch_N.pt]
 
 Without --authors-checkpoint the DSAML weights are untrained (a seeded init): the output shows the shapes and the
-pipeline, not emotion. Without --imagebind the global feature is zero.
+pipeline, not emotion. The global feature comes from the embedded musicnn encoder, or ImageBind with --imagebind.
 """
 
 import argparse
@@ -12,7 +12,8 @@ import torch
 
 from pdmer.audio import load_audio
 from pdmer.metrics import va_scores
-from pdmer.model import DSAML, ModelConfig
+from pdmer.model import DSAML
+from pdmer.model.encoders import load_global_encoder, model_config_for
 from pdmer.model.preprocess import LogMelSlicer
 
 
@@ -27,22 +28,21 @@ def main() -> None:
     waveform, sample_rate = load_audio(args.audio)
     waveform = waveform[: int(args.seconds * sample_rate)]
 
+    if args.imagebind:
+        encoder = load_global_encoder("imagebind", imagebind_checkpoint=args.imagebind)
+    else:
+        encoder = load_global_encoder("musicnn")
     if args.authors_checkpoint:
         from pdmer.model.authors import load_authors_checkpoint
 
-        model = load_authors_checkpoint(args.authors_checkpoint)
+        model = load_authors_checkpoint(args.authors_checkpoint)  # trained on ImageBind: pass --imagebind too
     else:
         torch.manual_seed(0)
-        model = DSAML(ModelConfig.preset("paper")).eval()
+        model = DSAML(model_config_for(encoder)).eval()  # global_dim follows the encoder
 
     with torch.no_grad():
         mel = LogMelSlicer()(waveform, sample_rate)[None]  # (1, T, 51, 128)
-        if args.imagebind:
-            from pdmer.model.imagebind import imagebind_inputs, load_imagebind_audio
-
-            global_feat = load_imagebind_audio(args.imagebind)(imagebind_inputs(waveform, sample_rate))
-        else:
-            global_feat = torch.zeros(1, model.config.global_dim)
+        global_feat = encoder.embed(waveform, sample_rate)[None]  # (1, encoder.dim)
         out = model(mel, global_feat)
 
     for step, (valence, arousal) in enumerate(out.va[0].tolist()):

@@ -2,7 +2,8 @@
 
 Until a trained default model ships (see the README's roadmap), the demo's DSAML weights are a seeded random
 initialisation unless a checkpoint is given (pdmer's own, or one from the authors' code): without one it shows the
-pipeline and its shapes, not real emotion.
+pipeline and its shapes, not real emotion. The global feature comes from the embedded musicnn encoder, or from
+ImageBind when its checkpoint is given.
 """
 
 from __future__ import annotations
@@ -55,36 +56,40 @@ def run_demo(
 ) -> DemoResult:
     import torch
 
-    from pdmer.model import DSAML, ModelConfig
+    from pdmer.errors import InputError
+    from pdmer.model import DSAML
+    from pdmer.model.encoders import load_global_encoder, model_config_for
     from pdmer.model.preprocess import LogMelSlicer
+
+    # The global encoder: the paper's ImageBind when its checkpoint is given, else the embedded musicnn.
+    if imagebind_checkpoint:
+        encoder = load_global_encoder("imagebind", imagebind_checkpoint=imagebind_checkpoint)
+    else:
+        encoder = load_global_encoder("musicnn")
 
     torch.manual_seed(seed)
     if checkpoint:
         from pdmer.model.checkpoint import load_model
 
-        model = load_model(checkpoint)
-        weights = f"weights from {checkpoint}"
+        model, weights = load_model(checkpoint), f"weights from {checkpoint}"
     elif authors_checkpoint:
         from pdmer.model.authors import load_authors_checkpoint
 
         model = load_authors_checkpoint(authors_checkpoint)
         weights = f"weights from the authors' code ({authors_checkpoint})"
     else:
-        model = DSAML(ModelConfig.preset("paper")).eval()
+        model = DSAML(model_config_for(encoder)).eval()
         weights = f"UNTRAINED weights (seeded init, seed {seed}): the values show the pipeline, not emotion"
+    if model.config.global_dim != encoder.dim:
+        raise InputError(
+            f"the model expects a {model.config.global_dim}-d global feature but the {encoder.name} encoder gives "
+            f"{encoder.dim}-d; a model trained on ImageBind features needs --imagebind PATH"
+        )
 
     slicer = LogMelSlicer()
     with torch.no_grad():
         mel = slicer(waveform, sample_rate)[None]  # (1, T, 51, 128)
-        if imagebind_checkpoint:
-            from pdmer.model.imagebind import imagebind_inputs, load_imagebind_audio
-
-            encoder = load_imagebind_audio(imagebind_checkpoint)
-            global_feat = encoder(imagebind_inputs(waveform, sample_rate))  # (1, 1024)
-            encoder_note = "ImageBind global feature"
-        else:
-            global_feat = torch.zeros(1, model.config.global_dim)
-            encoder_note = "no global encoder (zero global feature; pass --imagebind PATH)"
+        global_feat = encoder.embed(waveform, sample_rate)[None]  # (1, G): one vector for the whole clip
         va = model(mel, global_feat).va[0].numpy()
     times = np.arange(va.shape[0]) * slicer.config.slice_seconds
-    return DemoResult(times=times, va=va, source=f"{weights}; {encoder_note}")
+    return DemoResult(times=times, va=va, source=f"{weights}; global feature: {encoder.name}")

@@ -105,7 +105,7 @@ def test_demo_runs_a_saved_pdmer_checkpoint(tmp_path):
     from pdmer.model.checkpoint import save_model
 
     torch.manual_seed(1)
-    path = save_model(DSAML(ModelConfig.preset("small")), tmp_path / "small.safetensors")
+    path = save_model(DSAML(ModelConfig.preset("small")), tmp_path / "small.safetensors")  # 200-d: musicnn
     result = pdmer("demo", "--checkpoint", str(path), "--seconds", "1")
     assert f"weights from {path}" in result.stdout
     assert len([line for line in result.stdout.splitlines() if line[:1].isdigit()]) == 2
@@ -165,3 +165,12 @@ def test_convert_musicnn_command(musicnn_wheel, tmp_path):
     assert all(load_file(out)[k].equal(v) for k, v in committed.items())
     bad = pdmer("convert-musicnn", "--wheel", str(tmp_path / "none.whl"), "--output", str(out), check=False)
     assert bad.returncode == 2 and "pip download" in bad.stderr
+
+
+def test_demo_refuses_a_model_whose_global_size_does_not_fit(tmp_path):
+    from pdmer.model import DSAML, ModelConfig
+    from pdmer.model.checkpoint import save_model
+
+    path = save_model(DSAML(ModelConfig.preset("small", global_dim=1024)), tmp_path / "needs_imagebind.safetensors")
+    result = pdmer("demo", "--checkpoint", str(path), "--seconds", "1", check=False)
+    assert result.returncode == 2 and "needs --imagebind" in result.stderr
