@@ -131,9 +131,7 @@ def embed(audio, encoder, imagebind, window, features, output) -> None:
 @user_errors
 def convert_musicnn(wheel: str, output: str | None) -> None:
     """Convert MSD_musicnn's TF checkpoint inside the musicnn wheel to safetensors (no TensorFlow needed)."""
-    from pathlib import Path
-
     from pdmer.convert.musicnn import convert_wheel
+    from pdmer.model.musicnn import WEIGHTS
 
-    target = Path(output) if output else Path(__file__).parent / "assets" / "musicnn_msd.safetensors"
-    click.echo(f"wrote {convert_wheel(wheel, target)}")
+    click.echo(f"wrote {convert_wheel(wheel, output or WEIGHTS)}")

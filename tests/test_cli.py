@@ -161,7 +161,9 @@ def test_convert_musicnn_command(musicnn_wheel, tmp_path):
 
     out = tmp_path / "m.safetensors"
     assert "wrote" in pdmer("convert-musicnn", "--wheel", str(musicnn_wheel), "--output", str(out)).stdout
-    committed = load_file(Path(__file__).resolve().parents[1] / "pdmer" / "assets" / "musicnn_msd.safetensors")
+    from pdmer.model.musicnn import WEIGHTS
+
+    committed = load_file(WEIGHTS)
     assert all(load_file(out)[k].equal(v) for k, v in committed.items())
     bad = pdmer("convert-musicnn", "--wheel", str(tmp_path / "none.whl"), "--output", str(out), check=False)
     assert bad.returncode == 2 and "pip download" in bad.stderr

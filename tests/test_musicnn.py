@@ -17,10 +17,9 @@ from pdmer.convert.musicnn import LAYERS, VARIABLES, convert_bundle, convert_whe
 from pdmer.convert.tf_bundle import TensorBundle, masked_crc32c
 from pdmer.errors import CheckpointError, InputError
 from pdmer.model.encoders import load_musicnn
-from pdmer.model.musicnn import MSD_TAGS, Musicnn, MusicnnLogMel
+from pdmer.model.musicnn import MSD_TAGS, WEIGHTS as ASSET, Musicnn, MusicnnLogMel
 
 FIXTURES = Path(__file__).parent / "fixtures" / "musicnn"
-ASSET = Path(__file__).resolve().parents[1] / "pdmer" / "assets" / "musicnn_msd.safetensors"
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from pdmer.errors import CheckpointError
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
-BLOCK_TRAILER_SIZE = 5
 # TensorFlow's DataType enum (types.proto) -> numpy little-endian dtypes.
 DTYPES = {1: "<f4", 2: "<f8", 3: "<i4", 4: "u1", 5: "<i2", 6: "i1", 9: "<i8", 10: "?", 19: "<f2"}
 

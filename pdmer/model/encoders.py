@@ -12,11 +12,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from importlib import resources
 from typing import Protocol
 
 import torch
-import torchaudio
 from safetensors.torch import load_file
 
 from pdmer.errors import InputError
@@ -65,14 +63,12 @@ class MusicnnEncoderConfig:
 
 
 FEATURE_DIMS = {"penultimate": 200, "mean_pool": 753, "max_pool": 753, "taggram": 50}
-MUSICNN_WEIGHTS = "musicnn_msd.safetensors"  # in pdmer/assets, converted by `pdmer convert-musicnn`
 
 
 def load_musicnn(device: str | torch.device = "cpu") -> musicnn.Musicnn:
     """MSD_musicnn with the weights shipped in the package (frozen, eval mode)."""
     model = musicnn.Musicnn()
-    with resources.as_file(resources.files("pdmer") / "assets" / MUSICNN_WEIGHTS) as path:
-        model.load_state_dict(load_file(str(path)), strict=True)
+    model.load_state_dict(load_file(str(musicnn.WEIGHTS)), strict=True)
     return model.to(device).eval().requires_grad_(False)
 
 
@@ -86,14 +82,6 @@ class MusicnnEncoder:
         self.device = torch.device(device)
         self.model = load_musicnn(self.device)
         self.log_mel = musicnn.MusicnnLogMel().to(self.device)
-        self._resamplers: dict[int, torchaudio.transforms.Resample] = {}  # by input rate: the kernel is built once
-
-    def _resample(self, wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        if sample_rate == self.sample_rate:
-            return wave
-        if sample_rate not in self._resamplers:
-            self._resamplers[sample_rate] = torchaudio.transforms.Resample(sample_rate, self.sample_rate)
-        return self._resamplers[sample_rate](wave)
 
     def patches(self, wave: torch.Tensor) -> torch.Tensor:
         """16 kHz mono samples -> the log-mel patches [P, 187, 96] the window is summarised by."""
@@ -118,7 +106,7 @@ class MusicnnEncoder:
 
     @torch.no_grad()
     def embed(self, waveform, sample_rate: int, *, window: tuple[float, float] | None = None) -> torch.Tensor:
-        wave = self._resample(cut_window(waveform, sample_rate, window), sample_rate)
+        wave = self.log_mel.to_model_rate(cut_window(waveform, sample_rate, window), sample_rate)
         outputs = self.model(self.patches(wave))
         return outputs[self.config.features].mean(dim=0).cpu()  # (dim,)
 

@@ -11,6 +11,8 @@ wheel by ``pdmer convert-musicnn``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 import torchaudio
@@ -24,6 +26,7 @@ SAMPLE_RATE = 16000
 N_FFT = 512
 HOP = 256
 N_MELS = 96
+WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "musicnn_msd.safetensors"  # `pdmer convert-musicnn`
 PATCH_FRAMES = 187  # librosa.time_to_frames(3 s) + 1: the 3 s patches the model was trained on
 TF_BN_EPS = 1e-3
 MSD_TAGS = (
@@ -149,11 +152,19 @@ class MusicnnLogMel(nn.Module):
             norm="slaney",
             mel_scale="slaney",
         )
+        self._resamplers: dict[int, torchaudio.transforms.Resample] = {}  # by input rate: each kernel built once
+
+    def to_model_rate(self, waveform, sample_rate: int) -> torch.Tensor:
+        """Mono float32 samples at 16 kHz."""
+        wave = to_mono_tensor(waveform)
+        if sample_rate == SAMPLE_RATE:
+            return wave
+        if sample_rate not in self._resamplers:
+            self._resamplers[sample_rate] = torchaudio.transforms.Resample(sample_rate, SAMPLE_RATE).to(wave.device)
+        return self._resamplers[sample_rate](wave)
 
     def forward(self, waveform, sample_rate: int) -> torch.Tensor:
-        wave = to_mono_tensor(waveform)
-        if sample_rate != SAMPLE_RATE:
-            wave = torchaudio.functional.resample(wave, sample_rate, SAMPLE_RATE)
+        wave = self.to_model_rate(waveform, sample_rate)
         if wave.numel() < N_FFT:
             raise InputError(
                 f"audio is {wave.numel() / SAMPLE_RATE:.4f} s long; musicnn needs at least {N_FFT / SAMPLE_RATE} s"
