@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import warnings
 
 import click
 
@@ -35,6 +36,15 @@ def user_errors(command):
 @click.version_option(__version__, prog_name="pdmer")
 def main() -> None:
     """Track the emotion of music (valence, arousal at 2 Hz) as one listener hears it."""
+    warnings.showwarning = show_warning
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings meant for users (pdmer's DataWarning) as one plain line; others as Python prints them."""
+    if category.__name__ == "DataWarning":
+        click.echo(f"pdmer: warning: {message}", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 @main.command("model-info")
@@ -135,3 +145,65 @@ def convert_musicnn(wheel: str, output: str | None) -> None:
     from pdmer.model.musicnn import WEIGHTS
 
     click.echo(f"wrote {convert_wheel(wheel, output or WEIGHTS)}")
+
+
+DATASET_FORMATS = ("deam", "pmemo", "plain")  # pdmer.data.load.FORMATS
+SCALES = ("[-1,1]", "[0,1]", "[1,9]")  # pdmer.data.curves.SCALES
+
+
+@main.command("eval")
+@click.argument("checkpoint", required=False, type=click.Path(dir_okay=False))
+@click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder (DEAM, PMEmo or plain).")
+@click.option("--format", "data_format", type=click.Choice(DATASET_FORMATS), help="Dataset layout (default: detected).")
+@click.option("--split", default="test", show_default=True, help="Split to evaluate on ('all': the whole dataset).")
+@click.option("--task", type=click.Choice(["dmer", "pdmer", "both"]), default="both", show_default=True)
+@click.option("--support", type=click.Choice(["song", "frames"]), default="song", show_default=True,
+              help="Personalized task: adapt on one song per listener, or on the first 60 labels of each curve.")
+@click.option("--baseline", type=click.Choice(["training-mean", "support-mean"]),
+              help="Score a trivial predictor instead of a checkpoint.")
+@click.option("--train-split", help="Split the baseline's mean comes from (e.g. train).")
+@click.option("--raters", is_flag=True, help="DEAM: load the per-rater curves too (needed for the personalized task).")
+@click.option("--audio-dir", type=click.Path(file_okay=False), help="DEAM: folder of <song_id>.mp3 files.")
+@click.option("--only-with-audio", is_flag=True, help="Evaluate only the songs whose audio is at hand.")
+@click.option("--scale", type=click.Choice(SCALES), help="Plain format: the annotations' scale (default: dataset.json).")
+@click.option("--steps", type=click.IntRange(min=0), default=16, show_default=True, help="Adaptation steps.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-3, show_default=True,
+              help="Adaptation learning rate.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Chooses each listener's support song.")
+@click.option("--imagebind", type=click.Path(dir_okay=False), help="imagebind_huge.pth, for ImageBind-based checkpoints.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Feature cache folder (default: user cache).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report (every curve) as JSON.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), help="Write the tables as Markdown.")
+@user_errors
+def evaluate(checkpoint, data, data_format, split, task, support, baseline, train_split, raters, audio_dir,
+             only_with_audio, scale, steps, lr, seed, imagebind, cache_dir, json_path, markdown_path) -> None:
+    """Score a model CHECKPOINT (or --baseline) on a dataset split: traditional and personalized DMER.
+
+    Prints the mean CCC, PCC and RMSE per dimension as Markdown tables laid out like the DSAML paper's Tables 1-2
+    (with the paper's numbers beside ours on DEAM and PMEmo)."""
+    if bool(checkpoint) == bool(baseline):
+        raise click.UsageError("give a CHECKPOINT or --baseline, not both and not neither")
+    from pdmer.data.load import load_dataset
+    from pdmer.evaluate.report import markdown
+    from pdmer.evaluate.run import baseline_predictor, evaluate as run_evaluation, model_predictor
+    from pdmer.fileio import atomic_path
+
+    dataset = load_dataset(data, data_format, raters=raters, audio_dir=audio_dir, scale=scale)
+    if baseline:
+        predictor = baseline_predictor(baseline, dataset, train_split)
+    else:
+        from pdmer.model.adapt import AdaptConfig
+
+        predictor = model_predictor(checkpoint, dataset, cache_dir=cache_dir, imagebind=imagebind,
+                                    adaptation=AdaptConfig(steps=steps, lr=lr))
+    progress = (lambda text: click.echo(f"\r\033[K{text}", nl=False, err=True)) if sys.stderr.isatty() else None
+    report = run_evaluation(dataset, predictor=predictor, split=split, support=support, seed=seed,
+                            tasks=("dmer", "pdmer") if task == "both" else (task,),
+                            only_with_audio=only_with_audio, needs_audio=not baseline, progress=progress)
+    progress and click.echo("\r\033[K", nl=False, err=True)
+    table = markdown(report)
+    for path, text in ((json_path, json.dumps(report, indent=1)), (markdown_path, table)):
+        if path:
+            with atomic_path(path) as temporary:
+                temporary.write_text(text + "\n")
+    click.echo(table)

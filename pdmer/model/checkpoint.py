@@ -53,3 +53,12 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> DSAML
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not fit its own config: {error}") from None
     return model.to(device).eval()
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata stored with a checkpoint (format, config, and what training recorded)."""
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            return dict(file.metadata() or {})
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"cannot read {path} as a safetensors checkpoint: {error}") from None

@@ -10,7 +10,10 @@ A DSAML config's ``global_dim`` must equal the encoder's ``dim``: :func:`model_c
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import math
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +35,14 @@ class GlobalEncoder(Protocol):
 
     def embed(self, waveform, sample_rate: int, *, window: tuple[float, float] | None = None) -> torch.Tensor:
         """[dim] global feature of ``waveform[window]`` (seconds; None: all of it)."""
+
+    @property
+    def spec(self) -> dict:
+        """``{"name", "options"}``: what :func:`load_global_encoder` needs to build it again (saved in checkpoints)."""
+
+    @property
+    def fingerprint(self) -> dict:
+        """Everything its outputs depend on (spec and weights): the feature cache's key."""
 
 
 def cut_window(waveform, sample_rate: int, window: tuple[float, float] | None) -> torch.Tensor:
@@ -110,6 +121,14 @@ class MusicnnEncoder:
         outputs = self.model(self.patches(wave))
         return outputs[self.config.features].mean(dim=0).cpu()  # (dim,)
 
+    @property
+    def spec(self) -> dict:
+        return {"name": self.name, "options": dataclasses.asdict(self.config)}
+
+    @property
+    def fingerprint(self) -> dict:
+        return {**self.spec, "weights_sha256": file_sha256(musicnn.WEIGHTS)}
+
 
 class ImageBindEncoder:
     name = "imagebind"
@@ -121,6 +140,8 @@ class ImageBindEncoder:
         from pdmer.model.imagebind import load_imagebind_audio
 
         self.device = torch.device(device)
+        self.checkpoint = Path(checkpoint)
+        self.model_sizes = model_sizes or {}
         # model_sizes: ImageBindAudio's size arguments, for checkpoints other than imagebind_huge
         self.model = load_imagebind_audio(checkpoint, device=self.device, **(model_sizes or {}))
         self.dim = self.model.config["out_dim"]
@@ -132,6 +153,17 @@ class ImageBindEncoder:
 
         clips = imagebind_inputs(cut_window(waveform, sample_rate, window), sample_rate, **self.input_options)
         return self.model(clips.to(self.device))[0].cpu()  # (dim,)
+
+    @property
+    def spec(self) -> dict:
+        return {"name": self.name, "options": {"model_sizes": self.model_sizes, **self.input_options}}
+
+    @property
+    def fingerprint(self) -> dict:
+        # Hashing a 4.5 GB checkpoint on every run would cost more than the features; its identity on disk will do.
+        stat = self.checkpoint.stat()
+        return {**self.spec, "checkpoint": str(self.checkpoint.resolve()), "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns}
 
 
 def load_global_encoder(
@@ -145,6 +177,11 @@ def load_global_encoder(
             raise InputError("the imagebind encoder needs the path of imagebind_huge.pth (user-supplied)")
         return ImageBindEncoder(imagebind_checkpoint, device=device, **options)
     raise InputError(f"unknown global encoder {name!r}; choose one of {', '.join(ENCODER_NAMES)}")
+
+
+@functools.lru_cache(maxsize=8)
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def model_config_for(encoder: GlobalEncoder, preset: str | None = None, **overrides) -> ModelConfig:

@@ -1,0 +1,12 @@
+"""Datasets: V-A curves per listener (or averaged) at 2 Hz tied to songs' audio, and the features cached for them.
+
+Loaders: :func:`load_deam` (official DEAM layout), :func:`load_pmemo` (PMEmo2019), :func:`load_plain` (users' own
+data and the synthetic benchmark), :func:`load_dataset` (any of them, detected). All return a :class:`CurveSet`.
+"""
+
+from pdmer.data.curves import MEAN, STEP_SECONDS, Curve, CurveSet, DataWarning, Song
+from pdmer.data.deam import load_deam, load_emomusic, with_audio
+from pdmer.data.plain import load_plain, write_plain
+
+__all__ = ["MEAN", "STEP_SECONDS", "Curve", "CurveSet", "DataWarning", "Song", "load_deam", "load_emomusic",
+           "with_audio", "load_plain", "write_plain"]

@@ -1,0 +1,168 @@
+"""Feature cache: each song's log-mel slices and global vectors, computed once per (audio content, config).
+
+Training visits every song many times and the global encoder is frozen, so its outputs are computed once and
+stored, as the authors' ``script/dataset.py`` stores ImageBind outputs in ``.pt`` files. Entries are safetensors
+files named by the SHA-256 of the audio file's bytes and of the config that made them (mel settings; the encoder's
+fingerprint, which includes its weights; the global windows), so editing a song or changing any setting never
+returns stale features. Writes are atomic, so concurrent runs and interruptions leave whole entries or none.
+
+Features cover the whole audio: row k is the slice [0.5 k, 0.5 k + 0.5) s. ``SongFeatures.for_curve`` cuts the rows a
+curve's labels describe (label i <-> row ``curve.first_step + i``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from pdmer import __version__
+from pdmer.audio import load_audio
+from pdmer.data.curves import STEP_SECONDS, Curve, warn
+from pdmer.errors import InputError
+from pdmer.fileio import atomic_path
+from pdmer.model.encoders import GlobalEncoder
+from pdmer.model.preprocess import LogMelSlicer, MelConfig
+
+PLACEMENTS = ("trailing", "centred")
+
+
+@dataclass(frozen=True)
+class GlobalWindows:
+    """Which audio each step's global vector summarises.
+
+    - "trailing": the ``seconds`` before the end of the step's slice (causal: what the live stream can see);
+    - "centred": ``seconds`` centred on the slice, as the authors' test path (it looks ``seconds / 2`` ahead).
+    The vector is refreshed every ``refresh_steps`` steps and held in between, as the stream refreshes it off its
+    hot path; 1 recomputes it at every step.
+    """
+
+    placement: str = "trailing"
+    seconds: float = 30.0  # authors' PDMERModel global_context_length=30
+    refresh_steps: int = 5  # 2.5 s
+
+    def __post_init__(self) -> None:
+        if self.placement not in PLACEMENTS:
+            raise InputError(f"global window placement {self.placement!r} must be one of {', '.join(PLACEMENTS)}")
+        if self.seconds <= 0 or self.refresh_steps < 1:
+            raise InputError(f"global windows need seconds > 0 and refresh_steps >= 1, got {self}")
+
+    def window(self, step: int, duration: float) -> tuple[float, float]:
+        """(start, end) seconds of the window step ``step``'s vector is computed from."""
+        anchor = step - step % self.refresh_steps
+        if self.placement == "trailing":
+            end = min(duration, STEP_SECONDS * (anchor + 1))
+            return max(0.0, end - self.seconds), end
+        centre = STEP_SECONDS * (anchor + 0.5)
+        start, end = max(0.0, centre - self.seconds / 2), min(duration, centre + self.seconds / 2)
+        return start, end
+
+
+@dataclass(frozen=True)
+class SongFeatures:
+    log_mel: torch.Tensor  # [N, frames, mels]: slice k = [0.5 k, 0.5 k + 0.5) s
+    global_feat: torch.Tensor  # [N, G]
+
+    def for_curve(self, curve: Curve) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(log-mel [T, F, M], global [T, G], V-A [T, 2]) of the labels of ``curve`` that have a whole slice of audio."""
+        first, available = curve.first_step, len(self.log_mel)
+        count = min(len(curve.va), available - first)
+        if count <= 0:
+            raise InputError(f"{curve.source}: labels start at {curve.start_s} s, after the audio's last whole slice")
+        if count < len(curve.va) - 1:  # one label past the end is normal (e.g. 61 labels for a 45 s clip)
+            warn(f"{curve.source}: {len(curve.va) - count} label(s) past the end of the audio are not used")
+        rows = slice(first, first + count)
+        return self.log_mel[rows], self.global_feat[rows], torch.from_numpy(curve.va[:count].copy())
+
+
+def stable_hash(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=4096)
+def audio_sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a changed file is hashed again
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get("PDMER_CACHE"):
+        return Path(os.environ["PDMER_CACHE"])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("pdmer")) / "features"
+
+
+class FeatureCache:
+    """``cache.song(audio_path)`` -> :class:`SongFeatures`, computed on first use and read from disk after."""
+
+    def __init__(
+        self,
+        encoder: GlobalEncoder,
+        *,
+        root: str | Path | None = None,
+        mel: MelConfig = MelConfig(),
+        windows: GlobalWindows = GlobalWindows(),
+    ):
+        self.encoder, self.mel_config, self.windows = encoder, mel, windows
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.slicer = LogMelSlicer(mel)
+        self.keys = {
+            "log_mel": stable_hash({"mel": asdict(mel)}),
+            "global": stable_hash({"mel": asdict(mel), "encoder": encoder.fingerprint, "windows": asdict(windows)}),
+        }
+        self.computed = 0  # entries computed (not read) by this instance: tests and progress reports use it
+
+    def entry(self, digest: str, kind: str) -> Path:
+        return self.root / digest[:2] / digest / f"{kind}-{self.keys[kind]}.safetensors"
+
+    def song(self, audio_path: str | Path) -> SongFeatures:
+        path = Path(audio_path)
+        if not path.is_file():
+            raise InputError(f"audio file {path} does not exist")
+        stat = path.stat()
+        digest = audio_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        tensors = {kind: self.read(self.entry(digest, kind)) for kind in self.keys}
+        if any(t is None for t in tensors.values()):
+            waveform, rate = load_audio(path)
+            if tensors["log_mel"] is None:
+                tensors["log_mel"] = self.write(self.entry(digest, "log_mel"), self.slicer(waveform, rate), path)
+            if tensors["global"] is None:
+                features = self.global_features(waveform, rate, len(tensors["log_mel"]))
+                tensors["global"] = self.write(self.entry(digest, "global"), features, path)
+        return SongFeatures(tensors["log_mel"], tensors["global"])
+
+    def global_features(self, waveform, rate: int, steps: int) -> torch.Tensor:
+        """[steps, G]: each distinct window embedded once, then spread over the steps that use it."""
+        duration = len(waveform) / rate
+        windows = [self.windows.window(step, duration) for step in range(steps)]
+        vectors = {w: self.encoder.embed(waveform, rate, window=w) for w in dict.fromkeys(windows)}
+        return torch.stack([vectors[w] for w in windows]).float()
+
+    @staticmethod
+    def read(path: Path) -> torch.Tensor | None:
+        if not path.is_file():
+            return None
+        try:
+            return load_file(str(path))["features"]
+        except (SafetensorError, OSError, KeyError):
+            warn(f"feature cache entry {path} is unreadable; computing it again")
+            return None
+
+    def write(self, path: Path, features: torch.Tensor, source: Path) -> torch.Tensor:
+        features = features.detach().float().contiguous()
+        metadata = {"pdmer": __version__, "source": str(source), "key": path.stem}
+        with atomic_path(path) as temporary:
+            save_file({"features": features}, str(temporary), metadata=metadata)
+        self.computed += 1
+        return features

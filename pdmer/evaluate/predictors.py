@@ -1,0 +1,83 @@
+"""What ``pdmer eval`` scores: a DSAML model (adapted per listener for the personalized task) or a trivial baseline.
+
+A predictor maps a curve to its predicted V-A (for the labels that have audio); ``personalize(support)`` returns a
+predictor for the listener of those support curves and leaves the original untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from pdmer.data.curves import Curve, CurveSet
+from pdmer.data.features import FeatureCache
+from pdmer.model.adapt import AdaptConfig, Weights, adapt
+from pdmer.model.dsaml import DSAML
+from pdmer.model.inference import SlidingWindows, predict_song
+
+
+class Predictor(Protocol):
+    name: str
+
+    def predict(self, curve: Curve) -> np.ndarray:
+        """[T', 2] (valence, arousal) for the first T' <= T labels of ``curve`` (those with a whole audio slice)."""
+
+    def personalize(self, support: list[Curve]) -> Predictor:
+        """A predictor for the listener who annotated ``support``."""
+
+
+class ConstantPredictor:
+    """Predicts one V-A value everywhere: the training mean (``adapt=False``) or the support curves' mean."""
+
+    def __init__(self, value, *, name: str = "training mean", adapt: bool = False):
+        self.value = np.asarray(value, dtype=np.float32)
+        self.name, self.adapt = name, adapt
+
+    @classmethod
+    def training_mean(cls, train: CurveSet, *, adapt: bool = False) -> ConstantPredictor:
+        """Mean V-A over every label of the training split's averaged curves (one value per dimension)."""
+        values = np.concatenate([c.va for c in train.mean_curves()])
+        return cls(values.mean(axis=0), name="support mean" if adapt else "training mean", adapt=adapt)
+
+    def predict(self, curve: Curve) -> np.ndarray:
+        return np.broadcast_to(self.value, curve.va.shape).copy()
+
+    def personalize(self, support: list[Curve]) -> ConstantPredictor:
+        if not self.adapt:
+            return self
+        return ConstantPredictor(np.concatenate([c.va for c in support]).mean(axis=0), name=self.name, adapt=True)
+
+
+class ModelPredictor:
+    """A DSAML model over cached features; ``personalize`` runs one-shot adaptation (:func:`pdmer.model.adapt.adapt`)."""
+
+    def __init__(
+        self,
+        model: DSAML,
+        cache: FeatureCache,
+        dataset: CurveSet,
+        *,
+        name: str = "DSAML",
+        adaptation: AdaptConfig = AdaptConfig(),
+        windows: SlidingWindows = SlidingWindows(),
+        weights: Weights | None = None,
+    ):
+        self.model, self.cache, self.dataset = model.eval(), cache, dataset
+        self.name, self.adaptation, self.windows, self.weights = name, adaptation, windows, weights
+
+    def features(self, curve: Curve):
+        return self.cache.song(self.dataset.songs[curve.song].audio).for_curve(curve)
+
+    def predict(self, curve: Curve) -> np.ndarray:
+        mel, global_feat, _ = self.features(curve)
+        va = predict_song(self.model, mel, global_feat, weights=self.weights, windows=self.windows)
+        return va.numpy()
+
+    def personalize(self, support: list[Curve]) -> ModelPredictor:
+        with torch.enable_grad():
+            weights, _ = adapt(self.model, [self.features(c) for c in support], self.adaptation, weights=self.weights)
+        weights = {name: w.detach() for name, w in weights.items()}
+        return ModelPredictor(self.model, self.cache, self.dataset, name=self.name, adaptation=self.adaptation,
+                              windows=self.windows, weights=weights)

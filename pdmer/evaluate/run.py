@@ -1,0 +1,87 @@
+"""One evaluation run: a model checkpoint (or a trivial baseline) on a dataset split, both tasks, one report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pdmer.data.curves import CurveSet, warn
+from pdmer.data.deam import with_audio
+from pdmer.errors import InputError
+from pdmer.evaluate.predictors import ConstantPredictor, ModelPredictor, Predictor
+from pdmer.evaluate.report import task_result
+from pdmer.evaluate.tasks import Progress, personalized, traditional
+
+BASELINES = ("training-mean", "support-mean")
+TASKS = ("dmer", "pdmer")
+
+
+def split_of(dataset: CurveSet, name: str | None) -> CurveSet:
+    return dataset if name in (None, "all") else dataset.split(name)
+
+
+def baseline_predictor(kind: str, dataset: CurveSet, train_split: str | None) -> Predictor:
+    if kind not in BASELINES:
+        raise InputError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
+    if train_split is None:
+        raise InputError("a baseline needs the split it learns its mean from: pass --train-split (e.g. train)")
+    return ConstantPredictor.training_mean(split_of(dataset, train_split), adapt=kind == "support-mean")
+
+
+def model_predictor(checkpoint, dataset: CurveSet, *, cache_dir=None, encoder=None, imagebind=None,
+                    adaptation=None) -> Predictor:
+    from pdmer.data.features import FeatureCache, GlobalWindows
+    from pdmer.model.adapt import AdaptConfig
+    from pdmer.model.checkpoint import load_model, read_metadata
+    from pdmer.model.encoders import load_global_encoder
+
+    model = load_model(checkpoint)
+    metadata = read_metadata(checkpoint)
+    spec = json.loads(metadata["global_encoder"]) if "global_encoder" in metadata else {"name": encoder or "musicnn",
+                                                                                        "options": {}}
+    if encoder and encoder != spec["name"]:
+        raise InputError(f"{checkpoint} was trained with the {spec['name']} global encoder, not {encoder}")
+    global_encoder = load_global_encoder(spec["name"], imagebind_checkpoint=imagebind, **spec["options"])
+    if global_encoder.dim != model.config.global_dim:
+        raise InputError(
+            f"{checkpoint} expects {model.config.global_dim}-d global vectors; the {global_encoder.name} encoder "
+            f"gives {global_encoder.dim}-d: choose the encoder it was trained with"
+        )
+    windows = GlobalWindows(**json.loads(metadata["global_windows"])) if "global_windows" in metadata else GlobalWindows()
+    cache = FeatureCache(global_encoder, root=cache_dir, windows=windows)
+    return ModelPredictor(model, cache, dataset, name=Path(checkpoint).stem, adaptation=adaptation or AdaptConfig())
+
+
+def evaluate(
+    dataset: CurveSet,
+    *,
+    predictor: Predictor,
+    split: str | None = "test",
+    tasks=TASKS,
+    support: str = "song",
+    seed: int = 0,
+    only_with_audio: bool = False,
+    needs_audio: bool = True,
+    progress: Progress | None = None,
+) -> dict:
+    """Both tasks on ``split``; returns the report (see :func:`pdmer.evaluate.report.markdown`)."""
+    part = split_of(dataset, split)
+    if only_with_audio:
+        part = with_audio(part)
+        if not part.songs:
+            raise InputError(f"{part.name}: none of its songs has audio at hand")
+    if needs_audio:
+        part.require_audio()
+    report = {"dataset": dataset.name, "split": split or "all", "model": predictor.name, "tasks": {}}
+    if "dmer" in tasks:
+        report["tasks"]["dmer"] = task_result(traditional(part, predictor, progress=progress))
+    if "pdmer" in tasks:
+        if not part.listeners:
+            message = f"{part.name} has no per-listener curves, so no personalized task"
+            if set(tasks) == {"pdmer"}:
+                raise InputError(message + " (for DEAM pass --raters; its per-rater files must be present)")
+            warn(message + "; reporting the traditional task only")
+        else:
+            results = personalized(part, predictor, support=support, seed=seed, progress=progress)
+            report["tasks"]["pdmer"] = task_result(results, support=support, seed=seed)
+    return report

@@ -1,0 +1,104 @@
+"""One-shot adaptation: a few gradient steps on one listener's support curve, without touching the base model.
+
+This is MAML's inner loop (paper eq. 6-7; authors' ``utils/train.py:fast_adapter`` with learn2learn): all trainable
+parameters, plain SGD, 16 steps of lr 5e-3 by default. The base model's parameters and buffers are never modified:
+adaptation works on copies through ``torch.func.functional_call`` and returns them, so the same routine serves
+evaluation, meta-training (first-order, or second-order with ``create_graph``) and listener profiles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch.func import functional_call
+
+from pdmer.errors import InputError
+from pdmer.model.dsaml import DSAML, DSAMLOutput
+from pdmer.model.loss import dsaml_loss
+
+Weights = dict[str, torch.Tensor]  # parameters and buffers by state-dict name
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    steps: int = 16  # authors' train.py --adapt_steps
+    lr: float = 5e-3  # authors' train.py inner (fast) lr
+    # Dropout on during the steps, as in meta-training's inner loop (the authors never switch to eval mode).
+    # Batch-norm statistics then come from the support batch and update the copied buffers only.
+    train_mode: bool = True
+    window: int = 60  # support sequences longer than this are cut into windows of this many steps (one batch)
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.lr <= 0 or self.window < 1:
+            raise InputError(f"adaptation needs steps >= 0, lr > 0 and window >= 1, got {self}")
+
+
+def base_weights(model: DSAML) -> Weights:
+    """Detached copies of the model's parameters (trainable ones require grad) and buffers."""
+    weights = {name: p.detach().clone().requires_grad_(p.requires_grad) for name, p in model.named_parameters()}
+    weights.update({name: b.detach().clone() for name, b in model.named_buffers()})
+    return weights
+
+
+@contextlib.contextmanager
+def mode(model: torch.nn.Module, training: bool):
+    previous = model.training
+    model.train(training)
+    try:
+        yield
+    finally:
+        model.train(previous)
+
+
+def run(model: DSAML, weights: Weights, mel: torch.Tensor, global_feat: torch.Tensor) -> DSAMLOutput:
+    """The model's forward pass with ``weights`` in place of its own."""
+    return functional_call(model, weights, (mel, global_feat), strict=True)
+
+
+def support_windows(mel, global_feat, va, window: int):
+    """[T, ...] tensors -> a batch of ``window``-step pieces covering all T steps (the last piece ends at T)."""
+    steps = mel.shape[0]
+    if steps <= window:
+        return mel[None], global_feat[None], va[None]
+    starts = list(range(0, steps - window + 1, window))
+    if starts[-1] + window < steps:
+        starts.append(steps - window)
+    pick = lambda x: torch.stack([x[s : s + window] for s in starts])  # noqa: E731
+    return pick(mel), pick(global_feat), pick(va)
+
+
+def adapt(
+    model: DSAML,
+    support: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    config: AdaptConfig = AdaptConfig(),
+    *,
+    weights: Weights | None = None,
+    create_graph: bool = False,
+) -> tuple[Weights, list[float]]:
+    """Adapted weights for the support pieces [(mel [T,F,M], global [T,G], va [T,2]), ...] and the loss per step.
+
+    ``weights`` (default: copies of the model's own) is the starting point; with ``create_graph`` the result stays
+    differentiable with respect to it (second-order MAML), otherwise each step is detached (first-order)."""
+    if not support:
+        raise InputError("adaptation needs at least one support curve")
+    pieces = [support_windows(*item, config.window) for item in support]
+    same_length = len({p[0].shape[1] for p in pieces}) == 1
+    batches = [tuple(torch.cat(parts) for parts in zip(*pieces))] if same_length else pieces
+    weights = dict(weights) if weights is not None else base_weights(model)
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    for name in trainable:  # e.g. detached weights of an earlier adaptation: start a fresh graph from them
+        if not weights[name].requires_grad:
+            weights[name] = weights[name].detach().requires_grad_(True)
+    losses = []
+    with mode(model, config.train_mode):
+        for _ in range(config.steps):
+            loss = sum(dsaml_loss(run(model, weights, m, g), v, model.config).total for m, g, v in batches)
+            loss = loss / len(batches)
+            grads = torch.autograd.grad(loss, [weights[name] for name in trainable], create_graph=create_graph)
+            for name, grad in zip(trainable, grads):
+                step = weights[name] - config.lr * grad
+                weights[name] = step if create_graph else step.detach().requires_grad_(True)
+            losses.append(float(loss))
+    return weights, losses
