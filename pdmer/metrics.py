@@ -34,20 +34,27 @@ def _safe_divide(num: torch.Tensor, den: torch.Tensor, when_zero: float) -> torc
     return torch.where(nonzero, num / torch.where(nonzero, den, torch.ones_like(den)), torch.full_like(num, when_zero))
 
 
+def _centred(x: torch.Tensor) -> torch.Tensor:
+    """x minus its mean over the last axis; exactly 0 for a constant sequence, whose float mean can be an ulp off
+    (scale-free PCC would otherwise read a correlation into that rounding noise)."""
+    constant = (x.amax(-1, keepdim=True) == x.amin(-1, keepdim=True))
+    return torch.where(constant, torch.zeros_like(x), x - x.mean(-1, keepdim=True))
+
+
 def ccc(pred, target) -> torch.Tensor:
     """Lin's concordance correlation coefficient over the last axis."""
     pred, target = _pair(pred, target)
     pred_mean, target_mean = pred.mean(-1), target.mean(-1)
-    covariance = ((pred - pred_mean[..., None]) * (target - target_mean[..., None])).mean(-1)
-    den = pred.var(-1, unbiased=False) + target.var(-1, unbiased=False) + (pred_mean - target_mean) ** 2
+    pred_dev, target_dev = _centred(pred), _centred(target)
+    covariance = (pred_dev * target_dev).mean(-1)
+    den = (pred_dev**2).mean(-1) + (target_dev**2).mean(-1) + (pred_mean - target_mean) ** 2
     return _safe_divide(2 * covariance, den, when_zero=1.0)
 
 
 def pcc(pred, target) -> torch.Tensor:
     """Pearson's correlation coefficient over the last axis."""
     pred, target = _pair(pred, target)
-    pred = pred - pred.mean(-1, keepdim=True)
-    target = target - target.mean(-1, keepdim=True)
+    pred, target = _centred(pred), _centred(target)
     den = torch.sqrt((pred**2).sum(-1) * (target**2).sum(-1))
     return _safe_divide((pred * target).sum(-1), den, when_zero=0.0)
 

@@ -7,6 +7,7 @@ data and the synthetic benchmark), :func:`load_dataset` (any of them, detected).
 from pdmer.data.curves import MEAN, STEP_SECONDS, Curve, CurveSet, DataWarning, Song
 from pdmer.data.deam import load_deam, load_emomusic, with_audio
 from pdmer.data.plain import load_plain, write_plain
+from pdmer.data.pmemo import load_pmemo
 
 __all__ = ["MEAN", "STEP_SECONDS", "Curve", "CurveSet", "DataWarning", "Song", "load_deam", "load_emomusic",
-           "with_audio", "load_plain", "write_plain"]
+           "with_audio", "load_plain", "write_plain", "load_pmemo"]

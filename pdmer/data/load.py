@@ -46,7 +46,7 @@ def load_dataset(
     if format == "pmemo":
         from pdmer.data.pmemo import load_pmemo
 
-        return load_pmemo(root / "PMEmo2019" if (root / "PMEmo2019").is_dir() else root, require_audio=False)
+        return load_pmemo(root, require_audio=False, audio_dir=audio_dir)
     if format == "plain":
         from pdmer.data.plain import load_plain
 

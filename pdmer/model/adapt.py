@@ -100,5 +100,5 @@ def adapt(
             for name, grad in zip(trainable, grads):
                 step = weights[name] - config.lr * grad
                 weights[name] = step if create_graph else step.detach().requires_grad_(True)
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
     return weights, losses

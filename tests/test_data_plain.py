@@ -1,0 +1,136 @@
+"""pdmer's plain dataset format: both annotation layouts, scales, resampling, and every bad input named."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+from pdmer.data import MEAN, Curve, DataWarning, load_plain, write_plain
+from pdmer.data.load import detect_format, load_dataset
+from pdmer.errors import InputError
+
+
+def tone(seconds: float, rate: int = 8000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def write_audio(root, song: str, seconds: float) -> None:
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    soundfile.write(root / "audio" / f"{song}.wav", tone(seconds), 8000)
+
+
+def write_long_csv(root, rows: list[str], header: str = "song,listener,time_s,valence,arousal") -> None:
+    (root / "annotations.csv").write_text("\n".join([header, *rows]) + "\n")
+
+
+def test_round_trip_per_listener_files(tmp_path):
+    rng = np.random.default_rng(1)
+    curves = [
+        Curve(song, who, 0.0, np.tanh(rng.normal(size=(20, 2))))
+        for song in ("a", "b") for who in ("ann", "bo")
+    ]
+    audio = {"a": (tone(10.0), 8000), "b": (tone(10.0), 8000)}
+    splits = {"train": {"songs": ["a"], "listeners": ["ann"]}, "test": {"songs": ["b"]}}
+    root = write_plain(tmp_path / "mine", curves, audio, name="mine", splits=splits, extra={"note": "x"})
+    assert detect_format(root) == "plain"
+    data = load_dataset(root)
+    assert data.name == "mine" and data.listeners == ["ann", "bo"] and data.splits == splits
+    loaded = {(c.song, c.listener): c for c in data.curves}
+    for curve in curves:
+        np.testing.assert_allclose(loaded[curve.song, curve.listener].va, curve.va, atol=1e-6)
+    assert [c.listener for c in data.split("train").curves] == ["ann"]
+    mean = {c.song: c for c in data.mean_curves()}["a"]
+    assert mean.listener == MEAN
+    np.testing.assert_allclose(mean.va, (loaded["a", "ann"].va + loaded["a", "bo"].va) / 2, atol=1e-6)
+    with pytest.raises(InputError, match="already exists"):
+        write_plain(root, curves, audio, name="mine")
+
+
+def test_interrupted_write_leaves_nothing(tmp_path):
+    curves = [Curve("a", "ann", 0.0, np.zeros((4, 2)))]
+    with pytest.raises(FileNotFoundError):
+        write_plain(tmp_path / "out", curves, {"a": tmp_path / "missing.wav"}, name="x")
+    assert list(tmp_path.iterdir()) == []  # neither the dataset nor its staging folder
+
+
+def test_long_csv_scales_and_resampling(tmp_path):
+    write_audio(tmp_path, "s1", 5.0)
+    # 1-9 scale, 1 s steps from 0.5 s, rows of two listeners interleaved
+    rows = []
+    for second in range(5):
+        rows.append(f"s1,ann,{0.5 + second},{1 + 2 * second},5")
+        rows.append(f"s1,bo,{0.5 + second},9,{9 - 2 * second}")
+    write_long_csv(tmp_path, rows)
+    data = load_plain(tmp_path, scale="[1,9]")
+    ann = next(c for c in data.curves if c.listener == "ann")
+    assert ann.start_s == 0.5 and len(ann.va) == 9  # 0.5, 1.0, ..., 4.5
+    # valence 1 -> -1, 9 -> +1, linear in between (interpolated on the 0.5 s grid); arousal 5 -> 0
+    np.testing.assert_allclose(ann.va[:, 0], np.linspace(-1, 1, 9), atol=1e-6)
+    np.testing.assert_allclose(ann.va[:, 1], 0, atol=1e-6)
+    with pytest.raises(InputError, match=r"outside the declared scale \[-1,1\]; declare the scale"):
+        load_plain(tmp_path)  # 1-9 values read as [-1, 1]
+    (tmp_path / "dataset.json").write_text(json.dumps({"scale": "[1,9]"}))
+    assert len(load_plain(tmp_path).curves) == 2  # the scale from dataset.json
+
+
+def test_unit_interval_scale(tmp_path):
+    write_audio(tmp_path, "s1", 3.0)
+    write_long_csv(tmp_path, ["s1,ann,0.0,0.0,1.0", "s1,ann,0.5,0.5,0.25", "s1,ann,1.0,1.0,0.5"])
+    curve = load_plain(tmp_path, scale="[0,1]").curves[0]
+    np.testing.assert_allclose(curve.va, [[-1, 1], [0, -0.5], [1, 0]], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (["s1,ann,0.0,0.1,0.2", "s1,ann,0.5,nan,0.2"], r"annotations\.csv:3: valence is 'nan'"),
+        (["s1,ann,0.0,0.1,0.2", "s1,ann,0.5,,0.2"], r"annotations\.csv:3: valence '' is not a number"),
+        (["s1,ann,0.0,0.1,0.2", "s1,ann,0.5,0.1,0.2", "s1,ann,0.5,0.3,0.2"],
+         r"duplicate row for song s1, listener ann, time 0.5 s at lines 3 and 4"),
+        (["s1,ann,0.0,0.1,0.2"], "at least 2 time points"),
+        (["s1,ann,-1.0,0.1,0.2", "s1,ann,0.5,0.1,0.2"], "negative time"),
+    ],
+)
+def test_bad_long_csv_rows_are_named(tmp_path, rows, message):
+    write_audio(tmp_path, "s1", 5.0)
+    write_long_csv(tmp_path, rows)
+    with pytest.raises(InputError, match=message):
+        load_plain(tmp_path)
+
+
+def test_per_file_times_must_increase(tmp_path):
+    write_audio(tmp_path, "s1", 5.0)
+    folder = tmp_path / "annotations" / "ann"
+    folder.mkdir(parents=True)
+    (folder / "s1.csv").write_text("time_s,valence,arousal\n0.0,0,0\n1.0,0,0\n0.5,0,0\n")
+    with pytest.raises(InputError, match=r"s1\.csv:4: time 0.5 s comes after 1.0 s \(line 3\); sort rows"):
+        load_plain(tmp_path)
+    (folder / "s1.csv").write_text("time,valence\n0.0,0\n")
+    with pytest.raises(InputError, match="missing column"):
+        load_plain(tmp_path)
+
+
+def test_audio_problems(tmp_path):
+    write_long_csv(tmp_path, ["s1,ann,0.0,0,0", "s1,ann,9.5,0,0"])
+    with pytest.raises(InputError, match=r"no audio for song\(s\) s1"):
+        load_plain(tmp_path)
+    assert load_plain(tmp_path, require_audio=False).songs["s1"].audio is None
+    write_audio(tmp_path, "s1", 4.0)
+    with pytest.raises(InputError, match=r"runs to 10.0 s but .*s1.wav is only 4.0 s long"):
+        load_plain(tmp_path)
+    write_audio(tmp_path, "s1", 30.0)
+    with pytest.warns(DataWarning, match="end more than 5 s before their audio"):
+        load_plain(tmp_path)
+
+
+def test_split_naming_unknown_songs(tmp_path):
+    write_audio(tmp_path, "s1", 3.0)
+    write_long_csv(tmp_path, ["s1,ann,0.0,0,0", "s1,ann,1.0,0,0"])
+    (tmp_path / "dataset.json").write_text(json.dumps({"splits": {"test": {"songs": ["s1", "zz"]}}}))
+    with pytest.raises(InputError, match="split 'test' names unknown song"):
+        load_plain(tmp_path)
+    (tmp_path / "dataset.json").write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        load_plain(tmp_path)

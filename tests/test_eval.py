@@ -1,0 +1,166 @@
+"""Evaluation: sliding-window prediction, one-shot adaptation, the two tasks, and `pdmer eval` end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from click.testing import CliRunner
+
+from pdmer.cli import main
+from pdmer.data import Curve, load_plain, write_plain
+from pdmer.evaluate import ConstantPredictor, personalized, traditional
+from pdmer.evaluate.tasks import SUPPORT_FRAMES
+from pdmer.model import DSAML, ModelConfig
+from pdmer.model.adapt import AdaptConfig, adapt
+from pdmer.model.inference import SlidingWindows, predict_song, window_ends
+
+
+def tiny_model(seed: int = 0) -> DSAML:
+    torch.manual_seed(seed)
+    config = ModelConfig.preset("small", hidden_dim=32, global_dim=8, num_heads=4, ffn_dim=64, lstm_hidden=16,
+                                head_hidden=16, num_layers=1)
+    return DSAML(config).eval()
+
+
+def test_window_ends():
+    assert window_ends(5, 60, 5).tolist() == [4] * 5  # shorter than a window: one window
+    ends = window_ends(100, 60, 5)
+    assert ends[:60].tolist() == [59] * 60
+    assert ends[60:66].tolist() == [64, 64, 64, 64, 64, 69]
+    assert ends[-1] == 99 and window_ends(98, 60, 5)[-1] == 97
+    assert window_ends(100, 60, 1)[60:].tolist() == list(range(60, 100))
+
+
+def test_sliding_prediction_reads_each_step_from_its_window():
+    model = tiny_model()
+    mel, global_feat = torch.randn(75, 51, 128), torch.randn(75, 8)
+    windows = SlidingWindows(window=20, hops=(1, 5), batch=7)
+    va = predict_song(model, mel, global_feat, windows=windows)
+    assert va.shape == (75, 2)
+    with torch.no_grad():
+        first = model(mel[None, :20], global_feat[None, :20]).va[0]
+        ending_at_40 = model(mel[None, 21:41], global_feat[None, 21:41]).va[0]
+        ending_at_24 = model(mel[None, 5:25], global_feat[None, 5:25]).va[0]
+    torch.testing.assert_close(va[:20], first)
+    torch.testing.assert_close(va[40, 0], ending_at_40[-1, 0])  # valence: the window ending at the step
+    torch.testing.assert_close(va[21, 1], ending_at_24[-4, 1])  # arousal: windows every 5 steps (ends 24, 29, ...)
+    short = predict_song(model, mel[:12], global_feat[:12], windows=windows)
+    with torch.no_grad():
+        torch.testing.assert_close(short, model(mel[None, :12], global_feat[None, :12]).va[0])
+
+
+def test_adaptation_fits_the_support_and_leaves_the_base_model_alone():
+    model = tiny_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    mel, global_feat = torch.randn(30, 51, 128), torch.randn(30, 8)
+    target = torch.stack([torch.linspace(-0.5, 0.5, 30), torch.linspace(0.4, -0.2, 30)], dim=1)
+    weights, losses = adapt(model, [(mel, global_feat, target)], AdaptConfig(steps=20, lr=0.05, train_mode=False))
+    assert losses[-1] < losses[0] - 0.1
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+    assert not torch.equal(weights["predictor.out.weight"], before["predictor.out.weight"])
+    assert model.training is False  # the mode is restored
+    adapted = predict_song(model, mel, global_feat, weights=weights)
+    base = predict_song(model, mel, global_feat)
+    assert torch.mean((adapted - target) ** 2) < torch.mean((base - target) ** 2)
+
+
+def test_adaptation_windows_long_support():
+    model = tiny_model()
+    mel, global_feat, va = torch.randn(70, 51, 128), torch.randn(70, 8), torch.rand(70, 2) - 0.5
+    weights, losses = adapt(model, [(mel, global_feat, va)], AdaptConfig(steps=2, window=30))
+    assert len(losses) == 2 and all(np.isfinite(losses))
+
+
+# --- the tasks, on a small plain dataset (made up here, named so) ---
+
+
+def synthetic_listener_dataset(root, seconds: float = 40.0):
+    """Two listeners who disagree in valence on four songs; 'test' split: songs c, d."""
+    rng = np.random.default_rng(3)
+    audio, curves = {}, []
+    steps = int(seconds * 2)
+    for index, song in enumerate("abcd"):
+        t = np.arange(int(seconds * 8000)) / 8000
+        audio[song] = ((0.2 * np.sin(2 * np.pi * (220 + 50 * index) * t)).astype(np.float32), 8000)
+        base = np.tanh(np.cumsum(rng.normal(0, 0.1, (steps, 2)), axis=0))
+        curves.append(Curve(song, "ann", 0.0, base))
+        curves.append(Curve(song, "bo", 0.0, np.clip(base * [-1, 1] + [0.2, 0], -1, 1)))
+    splits = {"train": {"songs": ["a", "b"]}, "test": {"songs": ["c", "d"]}}
+    return write_plain(root, curves, audio, name="made-up", splits=splits)
+
+
+def test_training_mean_baseline_scores_zero_ccc_and_the_hand_computed_rmse(tmp_path):
+    data = load_plain(synthetic_listener_dataset(tmp_path / "data"))
+    train_values = np.concatenate([c.va for c in data.split("train").mean_curves()])
+    constant = train_values.mean(axis=0)
+    results = traditional(data.split("test"), ConstantPredictor.training_mean(data.split("train")))
+    targets = {c.song: c.va for c in data.split("test").mean_curves()}
+    for result in results:
+        # a constant has no covariance: CCC 0 up to float error; PCC 0 is the documented value for a constant
+        for key in ("valence_ccc", "arousal_ccc", "valence_pcc", "arousal_pcc"):
+            assert result.scores[key] == pytest.approx(0, abs=1e-9), key
+        by_hand = np.sqrt(np.mean((targets[result.song] - constant) ** 2, axis=0))
+        assert result.scores["valence_rmse"] == pytest.approx(by_hand[0], abs=1e-6)
+        assert result.scores["arousal_rmse"] == pytest.approx(by_hand[1], abs=1e-6)
+
+
+def test_personalized_protocols(tmp_path):
+    data = load_plain(synthetic_listener_dataset(tmp_path / "data"))
+    predictor = ConstantPredictor.training_mean(data, adapt=True)  # adapts to the support's mean
+    by_song = personalized(data, predictor, support="song", seed=0)
+    assert len(by_song) == 6  # 2 listeners x (4 songs - 1 support)
+    assert {r.listener for r in by_song} == {"ann", "bo"}
+    by_frames = personalized(data.split("test"), predictor, support="frames")
+    assert len(by_frames) == 4 and all(r.steps == 80 - SUPPORT_FRAMES for r in by_frames)
+
+
+def test_cli_eval_baseline_json_and_markdown(tmp_path):
+    root = synthetic_listener_dataset(tmp_path / "data")
+    result = CliRunner().invoke(main, ["eval", "--data", str(root), "--baseline", "training-mean", "--train-split",
+                                       "train", "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert set(report["tasks"]) == {"dmer", "pdmer"}
+    assert report["tasks"]["dmer"]["mean"]["valence_ccc"] == pytest.approx(0, abs=1e-9)
+    assert len(report["tasks"]["pdmer"]["per_curve"]) == 2  # test split: per listener 1 support song, 1 scored
+    assert "| **training mean** | 0.000 | 0.000 |" in result.output
+    assert (tmp_path / "r.md").read_text().startswith("# pdmer eval: training mean on made-up")
+
+
+def test_cli_eval_checkpoint(tmp_path):
+    import dataclasses
+
+    from pdmer.model.checkpoint import save_model
+    from pdmer.model.encoders import load_global_encoder
+
+    root = synthetic_listener_dataset(tmp_path / "data", seconds=8.0)
+    encoder = load_global_encoder("musicnn")
+    model = tiny_model()
+    model = DSAML(dataclasses.replace(model.config, global_dim=encoder.dim))
+    checkpoint = save_model(model, tmp_path / "m.safetensors",
+                            metadata={"global_encoder": json.dumps(encoder.spec)})
+    args = ["eval", str(checkpoint), "--data", str(root), "--steps", "2", "--cache", str(tmp_path / "cache"),
+            "--json", str(tmp_path / "r.json")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["model"] == "m" and report["tasks"]["dmer"]["curves"] == 2
+    assert all(np.isfinite(v) for v in report["tasks"]["pdmer"]["mean"].values())
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "give a CHECKPOINT or --baseline"),
+        (["--baseline", "training-mean"], "pass --train-split"),
+        (["--baseline", "training-mean", "--train-split", "train", "--split", "nope"], "has no split 'nope'"),
+        (["missing.safetensors"], "does not exist"),
+    ],
+)
+def test_cli_eval_bad_input(tmp_path, args, message):
+    root = synthetic_listener_dataset(tmp_path / "data", seconds=4.0)
+    result = CliRunner().invoke(main, ["eval", "--data", str(root), *args])
+    assert result.exit_code == 2 and message in result.output
