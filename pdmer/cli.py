@@ -207,3 +207,48 @@ def evaluate(checkpoint, data, data_format, split, task, support, baseline, trai
             with atomic_path(path) as temporary:
                 temporary.write_text(text + "\n")
     click.echo(table)
+
+
+@main.command("data")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--format", "data_format", type=click.Choice(DATASET_FORMATS), help="Dataset layout (default: detected).")
+@click.option("--raters", is_flag=True, help="DEAM: load the per-rater curves too.")
+@click.option("--audio-dir", type=click.Path(file_okay=False), help="DEAM: folder of <song_id>.mp3 files.")
+@click.option("--scale", type=click.Choice(SCALES), help="Plain format: the annotations' scale (default: dataset.json).")
+@click.option("--features", is_flag=True, help="Also compute every song's features into the cache (musicnn).")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Feature cache folder (default: user cache).")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@user_errors
+def data_command(folder, data_format, raters, audio_dir, scale, features, cache_dir, as_json) -> None:
+    """Check a dataset and summarise it: songs, audio at hand, listeners, labels, splits."""
+    from pdmer.data.load import load_dataset
+
+    dataset = load_dataset(folder, data_format, raters=raters, audio_dir=audio_dir, scale=scale)
+    tasks = dataset.by_listener()
+    labels = [len(c.va) for c in dataset.curves]
+    summary = {
+        "name": dataset.name,
+        "songs": len(dataset.songs),
+        "songs_with_audio": sum(s.audio is not None for s in dataset.songs.values()),
+        "curves": len(dataset.curves),
+        "listeners": len(tasks),
+        "listeners_with_16_songs": sum(len(c) >= 16 for c in tasks.values()),
+        "labels_per_curve": {"min": min(labels), "median": sorted(labels)[len(labels) // 2], "max": max(labels)},
+        "splits": {name: len(spec.get("songs", [])) for name, spec in dataset.splits.items()},
+    }
+    if features:
+        from pdmer.data.features import FeatureCache
+        from pdmer.model.encoders import load_global_encoder
+
+        dataset.require_audio()
+        cache = FeatureCache(load_global_encoder("musicnn"), root=cache_dir)
+        with click.progressbar(list(dataset.songs.values()), label="features", file=sys.stderr) as songs:
+            for song in songs:
+                cache.song(song.audio)
+        summary["features_computed"] = cache.computed
+        summary["cache"] = str(cache.root)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    for key, value in summary.items():
+        click.echo(f"{key:<24} {value}")

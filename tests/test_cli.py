@@ -119,6 +119,10 @@ def test_cli_choice_lists_match_the_library():
     assert set(cli.PRESET_NAMES) == set(PRESETS)
     assert cli.ENCODER_NAMES == ENCODER_NAMES
     assert set(cli.MUSICNN_FEATURES) == set(FEATURE_DIMS)
+    from pdmer.data.curves import SCALES
+    from pdmer.data.load import FORMATS
+
+    assert cli.DATASET_FORMATS == FORMATS and cli.SCALES == tuple(SCALES)
 
 
 def test_embed_prints_the_musicnn_vector(tmp_path):

@@ -134,3 +134,20 @@ def test_split_naming_unknown_songs(tmp_path):
     (tmp_path / "dataset.json").write_text("{not json")
     with pytest.raises(InputError, match="not valid JSON"):
         load_plain(tmp_path)
+
+
+def test_cli_data_summary_and_errors(tmp_path):
+    from click.testing import CliRunner
+
+    from pdmer.cli import main
+
+    write_audio(tmp_path, "s1", 3.0)
+    write_long_csv(tmp_path, ["s1,ann,0.0,0.1,0.2", "s1,ann,1.0,0.3,0.2"])
+    result = CliRunner().invoke(main, ["data", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["songs"] == summary["songs_with_audio"] == summary["listeners"] == 1
+    assert summary["labels_per_curve"] == {"min": 3, "median": 3, "max": 3}
+    write_long_csv(tmp_path, ["s1,ann,0.0,0.1,0.2", "s1,ann,1.0,3,0.2"])
+    result = CliRunner().invoke(main, ["data", str(tmp_path)])
+    assert result.exit_code == 2 and "outside the declared scale [-1,1]" in result.output

@@ -20,8 +20,9 @@ def detect_format(root: Path) -> str:
     if (root / "dataset.json").is_file() or (root / "annotations.csv").is_file() or (root / "annotations").is_dir():
         return "plain"
     raise InputError(
-        f"{root}: cannot tell the dataset layout (DEAM, PMEmo or pdmer's plain format); see `pdmer eval --help` "
-        "or pass --format"
+        f"{root}: cannot tell the dataset layout: expected annotations/annotations averaged per song/ (DEAM), "
+        "annotations/dynamic_annotations.csv (PMEmo) or annotations.csv / annotations/<listener>/<song>.csv "
+        "(pdmer's plain format); pass --format if it is one of them"
     )
 
 
