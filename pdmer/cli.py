@@ -209,6 +209,36 @@ def evaluate(checkpoint, data, data_format, split, task, support, baseline, trai
     click.echo(table)
 
 
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same benchmark (audio and curves).")
+@click.option("--n-train-songs", type=click.IntRange(min=0), default=40, show_default=True)
+@click.option("--n-val-songs", type=click.IntRange(min=0), default=16, show_default=True)
+@click.option("--n-test-songs", type=click.IntRange(min=0), default=16, show_default=True)
+@click.option("--n-train-listeners", type=click.IntRange(min=0), default=16, show_default=True)
+@click.option("--n-val-listeners", type=click.IntRange(min=0), default=4, show_default=True)
+@click.option("--n-test-listeners", type=click.IntRange(min=0), default=6, show_default=True)
+@click.option("--songs-per-train-listener", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--song-seconds", type=click.FloatRange(min=1), default=45.0, show_default=True)
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@user_errors
+def synth(out, seed, force, **sizes) -> None:
+    """Write the synthetic per-listener benchmark to OUT (pdmer's plain dataset format).
+
+    Procedural music whose sections change tempo, loudness, register, brightness, mode, dissonance and key, and
+    simulated listeners who each hear it their own way (gain, bias, lag, which cues drive their arousal, valence
+    polarity, noise). Splits: train; val and test hold out unseen listeners on unseen songs. The rules are in
+    pdmer/data/synth/; OUT/dataset.json records the seed, every listener's mapping and the baseline scores."""
+    from pdmer.data.synth import make_benchmark
+
+    root = make_benchmark(out, seed, overwrite=force, **sizes)
+    info = json.loads((root / "dataset.json").read_text())["synth"]
+    click.echo(f"wrote {root}: {len(info['songs'])} songs, {len(info['listeners'])} listeners, seed {seed}")
+    click.echo("mean CCC on the listeners' curves (valence, arousal):")
+    for name, scores in info["baselines_ccc"].items():
+        click.echo(f"  {name:<18} {scores['valence']:.3f}  {scores['arousal']:.3f}")
+
+
 @main.command("data")
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--format", "data_format", type=click.Choice(DATASET_FORMATS), help="Dataset layout (default: detected).")

@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -197,7 +198,7 @@ def load_plain(root: str | Path, *, scale: str | None = None, require_audio: boo
 def write_plain(
     root: str | Path,
     curves: list[Curve],
-    audio: dict[str, str | Path | tuple[np.ndarray, int]],
+    audio: Mapping[str, str | Path | tuple[np.ndarray, int]],
     *,
     name: str,
     splits: dict | None = None,
@@ -206,7 +207,8 @@ def write_plain(
 ) -> Path:
     """Write a dataset in the plain format (values on the [-1,1] scale), all at once: it is built in a temporary
     folder beside ``root`` and renamed into place, so a failed or interrupted write leaves no half dataset.
-    ``audio`` maps each song to a file to copy or to a (waveform, sample_rate) pair to write as FLAC."""
+    ``audio`` maps each song to a file to copy or to a (waveform, sample_rate) pair to write as FLAC (a lazy
+    Mapping keeps one song in memory at a time)."""
     import soundfile
 
     root = Path(root)
