@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 from pdmer.data import MEAN, DataWarning, load_deam, load_emomusic, with_audio
-from pdmer.data.deam import AVERAGED, PER_RATER
+from pdmer.data.deam import AVERAGED, PER_RATER, read_sample_table
 from pdmer.data.load import detect_format, load_dataset
 from pdmer.errors import InputError
 from tests.conftest import shared_path
@@ -86,6 +86,8 @@ def test_averaged_curves_splits_and_audio(deam_fixture):
     assert data.splits["personalized"]["songs"] == ["1500"]
     assert data.splits["test"]["songs"] == ["2001"]
     assert all(s.audio is not None and s.audio.suffix == ".mp3" for s in data.songs.values())
+    audio, curve = next(iter(data))
+    assert audio == data.songs["7"].audio and curve.song == "7"
 
 
 def test_per_rater_curves_by_worker_id_with_flat_filter(deam_fixture):
@@ -169,7 +171,12 @@ def test_real_deam_averaged_curves():
     assert len(data.songs) == 1802 and len(data.curves) == 1802
     lengths = {c.song: len(c.va) for c in data.curves}
     assert all(lengths[s] == 60 for s in data.splits["train"]["songs"])  # the 1744 clips: 15.0-44.5 s
-    assert max(lengths.values()) == 1223  # valence has 1223 labels where arousal has 1224: the common part
+    # the longest full song: 1224 arousal labels, 1223 valence labels; a curve holds the labels both dimensions have
+    folder = root / "annotations" / AVERAGED
+    raw = {dim: max(len(v) for *_, v in read_sample_table(folder / f"{dim}.csv", key_column="song_id"))
+           for dim in ("valence", "arousal")}
+    assert raw == {"valence": 1223, "arousal": 1224}
+    assert max(lengths.values()) == 1223
     assert len(data.splits["train"]["songs"]) == 1744 and len(data.splits["test"]["songs"]) == 58
     values = np.concatenate([c.va for c in data.curves])
     assert values.min() >= -1 and values.max() <= 1

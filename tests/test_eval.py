@@ -13,7 +13,7 @@ from pdmer.data import Curve, load_plain, write_plain
 from pdmer.evaluate import ConstantPredictor, personalized, traditional
 from pdmer.evaluate.tasks import SUPPORT_FRAMES
 from pdmer.model import DSAML, ModelConfig
-from pdmer.model.adapt import AdaptConfig, adapt
+from pdmer.model.adapt import AdaptConfig, adapt, run
 from pdmer.model.inference import SlidingWindows, predict_song, window_ends
 
 
@@ -46,6 +46,14 @@ def test_sliding_prediction_reads_each_step_from_its_window():
     torch.testing.assert_close(va[:20], first)
     torch.testing.assert_close(va[40, 0], ending_at_40[-1, 0])  # valence: the window ending at the step
     torch.testing.assert_close(va[21, 1], ending_at_24[-4, 1])  # arousal: windows every 5 steps (ends 24, 29, ...)
+    # with adapted weights, the cached local features come from the adapted adapter
+    weights, _ = adapt(model, [(mel[:20], global_feat[:20], torch.rand(20, 2) - 0.5)], AdaptConfig(steps=1, lr=0.5))
+    adapted = predict_song(model, mel, global_feat, weights=weights, windows=windows)
+    with torch.no_grad():
+        model.eval()
+        direct = run(model, weights, mel[None, 21:41], global_feat[None, 21:41]).va[0]
+    torch.testing.assert_close(adapted[40, 0], direct[-1, 0])
+    assert not torch.allclose(adapted, va)
     short = predict_song(model, mel[:12], global_feat[:12], windows=windows)
     with torch.no_grad():
         torch.testing.assert_close(short, model(mel[None, :12], global_feat[None, :12]).va[0])

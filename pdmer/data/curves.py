@@ -134,6 +134,11 @@ class CurveSet:
     def __len__(self) -> int:
         return len(self.curves)
 
+    def __iter__(self):
+        """(audio path or None, curve) for every curve: the song's audio, its V-A at 2 Hz, its listener and song."""
+        for curve in self.curves:
+            yield self.songs[curve.song].audio, curve
+
     @property
     def listeners(self) -> list[str]:
         return sorted({c.listener for c in self.curves if c.listener != MEAN})

@@ -52,9 +52,9 @@ def mode(model: torch.nn.Module, training: bool):
         model.train(previous)
 
 
-def run(model: DSAML, weights: Weights, mel: torch.Tensor, global_feat: torch.Tensor) -> DSAMLOutput:
-    """The model's forward pass with ``weights`` in place of its own."""
-    return functional_call(model, weights, (mel, global_feat), strict=True)
+def run(model: DSAML, weights: Weights, mel, global_feat: torch.Tensor, **options) -> DSAMLOutput:
+    """The model's forward pass with ``weights`` in place of its own (``options``: forward's keywords)."""
+    return functional_call(model, weights, (mel, global_feat), options, strict=True)
 
 
 def support_windows(mel, global_feat, va, window: int):

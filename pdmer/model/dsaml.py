@@ -71,30 +71,52 @@ class DSAML(nn.Module):
         self.encoder = SharedEncoder(cfg)  # ONE module: both passes use these parameters
         self.predictor = SequencePredictor(cfg)
 
-    def _check_inputs(self, mel: torch.Tensor, global_feat: torch.Tensor) -> torch.Tensor:
+    def _check_inputs(self, mel: torch.Tensor | None, global_feat: torch.Tensor, local: torch.Tensor | None):
         cfg = self.config
-        if mel.ndim != 4 or tuple(mel.shape[2:]) != (cfg.mel_frames, cfg.n_mels) or mel.shape[1] == 0:
-            raise InputError(
-                f"mel must be [batch, steps >= 1, {cfg.mel_frames}, {cfg.n_mels}], got {tuple(mel.shape)}"
-            )
+        if local is not None:
+            if local.ndim != 3 or local.shape[-1] != self.adapter.out_dim or local.shape[1] == 0:
+                raise InputError(
+                    f"local must be [batch, steps >= 1, {self.adapter.out_dim}] (from local_features), "
+                    f"got {tuple(local.shape)}"
+                )
+            batch, steps = local.shape[:2]
+        else:
+            if mel is None or mel.ndim != 4 or tuple(mel.shape[2:]) != (cfg.mel_frames, cfg.n_mels) or mel.shape[1] == 0:
+                raise InputError(
+                    f"mel must be [batch, steps >= 1, {cfg.mel_frames}, {cfg.n_mels}], "
+                    f"got {None if mel is None else tuple(mel.shape)}"
+                )
+            batch, steps = mel.shape[:2]
         if global_feat.ndim == 2:
             global_feat = global_feat[:, None, :]  # one vector per sequence, broadcast over time
-        if global_feat.ndim != 3 or global_feat.shape[0] != mel.shape[0] or global_feat.shape[-1] != cfg.global_dim:
+        if global_feat.ndim != 3 or global_feat.shape[0] != batch or global_feat.shape[-1] != cfg.global_dim:
             raise InputError(
-                f"global_feat must be [batch={mel.shape[0]}, {cfg.global_dim}] (or [batch, steps, "
+                f"global_feat must be [batch={batch}, {cfg.global_dim}] (or [batch, steps, "
                 f"{cfg.global_dim}] for a per-step global vector), got {tuple(global_feat.shape)}"
             )
-        if global_feat.shape[1] not in (1, mel.shape[1]):
-            raise InputError(f"global_feat has {global_feat.shape[1]} steps but mel has {mel.shape[1]}")
+        if global_feat.shape[1] not in (1, steps):
+            raise InputError(f"global_feat has {global_feat.shape[1]} steps but the input has {steps}")
         return global_feat
 
+    def local_features(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, T, 51, 128) log-mel slices -> (B, T, 476) adapter outputs: each slice's own, so a song's can be
+        computed once and reused by every window that contains the slice (``forward(..., local=)``)."""
+        return self.adapter(mel)
+
     def forward(
-        self, mel: torch.Tensor, global_feat: torch.Tensor, *, return_layer_maps: bool = False
+        self,
+        mel: torch.Tensor | None,
+        global_feat: torch.Tensor,
+        *,
+        local: torch.Tensor | None = None,
+        return_layer_maps: bool = False,
     ) -> DSAMLOutput:
-        """mel (B, T, 51, 128) log-mel slices, global_feat (B, G) -> DSAMLOutput with va (B, T, 2)."""
+        """mel (B, T, 51, 128) log-mel slices, global_feat (B, G) or (B, T, G) -> DSAMLOutput with va (B, T, 2).
+
+        ``local``: precomputed :meth:`local_features` of the slices, used instead of ``mel`` (which may be None)."""
         cfg = self.config
-        global_feat = self._check_inputs(mel, global_feat)
-        z = self.fusion(self.adapter(mel), global_feat)  # (B, T, D)
+        global_feat = self._check_inputs(mel, global_feat, local)
+        z = self.fusion(self.adapter(mel) if local is None else local, global_feat)  # (B, T, D)
         steps = z.shape[1]
 
         local_maps = global_maps = None

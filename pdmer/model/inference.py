@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.func import functional_call
 
 from pdmer.model.adapt import Weights, mode, run
 from pdmer.model.dsaml import DSAML
@@ -34,6 +35,13 @@ def window_ends(steps: int, window: int, hop: int) -> torch.Tensor:
     return torch.clamp(ends, max=steps - 1)
 
 
+def forward_local(model: DSAML, weights: Weights | None, mel: torch.Tensor) -> torch.Tensor:
+    if weights is None:
+        return model.local_features(mel)
+    adapter = {name.removeprefix("adapter."): w for name, w in weights.items() if name.startswith("adapter.")}
+    return functional_call(model.adapter, adapter, (mel,), strict=True)
+
+
 @torch.no_grad()
 def predict_song(
     model: DSAML,
@@ -46,18 +54,24 @@ def predict_song(
     """V-A [T, 2] for one song's log-mel [T, F, M] and per-step global vectors [T, G] (eval mode)."""
     steps = mel.shape[0]
     with mode(model, False):
-        forward = (lambda m, g: model(m, g).va) if weights is None else (lambda m, g: run(model, weights, m, g).va)
+        if weights is None:
+            forward = lambda m, g, **kw: model(m, g, **kw).va  # noqa: E731
+        else:
+            forward = lambda m, g, **kw: run(model, weights, m, g, **kw).va  # noqa: E731
         if steps <= windows.window:
             return forward(mel[None], global_feat[None])[0]
+        # The adapter sees one slice at a time (eval-mode batch norm), so each slice's local feature is computed
+        # once for the song, not once per window: ~60x less of the model's most expensive part.
+        local = forward_local(model, weights, mel[None])[0]
         ends = [window_ends(steps, windows.window, hop) for hop in windows.hops]
         needed = sorted(set(torch.cat(ends).tolist()))
         outputs = {}
         for i in range(0, len(needed), windows.batch):
             chunk = needed[i : i + windows.batch]
             starts = [end - windows.window + 1 for end in chunk]
-            batch_mel = torch.stack([mel[s : s + windows.window] for s in starts])
+            batch_local = torch.stack([local[s : s + windows.window] for s in starts])
             batch_global = torch.stack([global_feat[s : s + windows.window] for s in starts])
-            for end, va in zip(chunk, forward(batch_mel, batch_global)):
+            for end, va in zip(chunk, forward(None, batch_global, local=batch_local)):
                 outputs[end] = va
         result = torch.empty(steps, 2)
         for column, column_ends in enumerate(ends):
