@@ -195,3 +195,14 @@ def test_real_clips_pair_with_their_curves():
     for curve in clips.curves:
         np.testing.assert_allclose(emomusic[curve.song].va[:60], curve.va, atol=1e-5)
         assert emomusic[curve.song].std is not None
+
+
+def test_per_rater_only_copy(deam_fixture):
+    import shutil
+
+    root, _ = deam_fixture
+    shutil.rmtree(root / "DEAM_Annotations" / "annotations" / AVERAGED.parent)
+    assert detect_format(root) == "deam"
+    with pytest.warns(DataWarning, match="flat"):
+        data = load_deam(root, raters=True)
+    assert MEAN not in {c.listener for c in data.curves} and "W_alice" in data.listeners

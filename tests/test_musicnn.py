@@ -13,7 +13,7 @@ import soundfile
 import torch
 from safetensors.torch import load_file
 
-from pdmer.convert.musicnn import LAYERS, VARIABLES, convert_bundle, convert_wheel
+from pdmer.convert.musicnn import LAYERS, VARIABLES, convert_wheel
 from pdmer.convert.tf_bundle import TensorBundle, masked_crc32c
 from pdmer.errors import CheckpointError, InputError
 from pdmer.model.encoders import load_musicnn

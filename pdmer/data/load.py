@@ -13,7 +13,7 @@ FORMATS = ("deam", "pmemo", "plain")
 def detect_format(root: Path) -> str:
     if (root / "annotations" / "annotations averaged per song").is_dir() or (root / "DEAM_Annotations").is_dir():
         return "deam"
-    if (root / "annotations" / "per each rater").is_dir() or (root / "annotations per each rater").is_dir():
+    if (root / "annotations" / "annotations per each rater").is_dir():  # a DEAM copy with per-rater files only
         return "deam"
     if (root / "annotations" / "dynamic_annotations.csv").is_file() or (root / "PMEmo2019").is_dir():
         return "pmemo"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pdmer.data.curves import MEAN, SCALES, STEP_SECONDS, Curve, CurveSet, Song, to_unit_scale, warn
+from pdmer.data.curves import SCALES, STEP_SECONDS, Curve, CurveSet, Song, to_unit_scale, warn
 from pdmer.errors import InputError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -246,5 +246,3 @@ def write_plain(
             shutil.rmtree(staging)
     return root
 
-
-__all__ = ["load_plain", "write_plain", "curve_from_points", "MEAN"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pdmer.data.curves import Curve, CurveSet
+from pdmer.data.curves import MEAN, Curve, CurveSet
 from pdmer.errors import InputError
 from pdmer.evaluate.predictors import Predictor
 from pdmer.metrics import NAMES, ccc, pcc, rmse
@@ -85,7 +85,7 @@ def personalized(
                 results.append(score_curve(adapted.predict(curve), curve))
             progress and progress(f"pdmer listener {listener}")
     else:
-        curves = [c for c in split.curves if c.listener != "mean" and len(c.va) > SUPPORT_FRAMES + 1]
+        curves = [c for c in split.curves if c.listener != MEAN and len(c.va) > SUPPORT_FRAMES + 1]
         if not curves:
             raise InputError(f"{split.name}: no listener curve is longer than {SUPPORT_FRAMES + 1} labels")
         for curve in curves:
