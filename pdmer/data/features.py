@@ -12,7 +12,6 @@ curve's labels describe (label i <-> row ``curve.first_step + i``).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -27,7 +26,7 @@ from pdmer import __version__
 from pdmer.audio import load_audio
 from pdmer.data.curves import STEP_SECONDS, Curve, warn
 from pdmer.errors import InputError
-from pdmer.fileio import atomic_path
+from pdmer.fileio import atomic_path, file_sha256
 from pdmer.model.encoders import GlobalEncoder
 from pdmer.model.preprocess import LogMelSlicer, MelConfig
 
@@ -86,15 +85,6 @@ def stable_hash(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=4096)
-def audio_sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a changed file is hashed again
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def default_cache_dir() -> Path:
     if os.environ.get("PDMER_CACHE"):
         return Path(os.environ["PDMER_CACHE"])
@@ -130,8 +120,7 @@ class FeatureCache:
         path = Path(audio_path)
         if not path.is_file():
             raise InputError(f"audio file {path} does not exist")
-        stat = path.stat()
-        digest = audio_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        digest = file_sha256(path)
         tensors = {kind: self.read(self.entry(digest, kind)) for kind in self.keys}
         if any(t is None for t in tensors.values()):
             waveform, rate = load_audio(path)

@@ -14,6 +14,7 @@ A listener named "mean" holds averaged curves. ``splits`` maps a split name to {
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -32,18 +33,29 @@ COLUMNS = ("time_s", "valence", "arousal")
 LONG_COLUMNS = ("song", "listener", *COLUMNS)
 
 
-def read_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) pairs of a CSV that must have ``columns`` (extra columns are ignored)."""
+def read_rows(path: Path, columns: tuple[str, ...], *, lenient_text: bool = False) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs of a CSV that must have ``columns`` (extra columns are ignored). ``lenient_text``:
+    bytes that are not UTF-8 (e.g. titles in a legacy encoding) become U+FFFD with one warning instead of an error."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            reader = csv.DictReader(file, skipinitialspace=True)
-            header = [name.strip() for name in (reader.fieldnames or [])]
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise InputError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(columns)}")
-            reader.fieldnames = header
-            return [(reader.line_num, row) for row in reader if any((v or "").strip() for v in row.values())]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        if not lenient_text:
+            raise InputError(f"cannot read {path}: {error}") from None
+        warn(f"{path} is not UTF-8: its undecodable characters are replaced")
+        text = raw.decode("utf-8-sig", errors="replace")
+    reader = csv.DictReader(io.StringIO(text, newline=""), skipinitialspace=True)
+    header = [name.strip() for name in (reader.fieldnames or [])]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(columns)}")
+    reader.fieldnames = header
+    try:
+        return [(reader.line_num, row) for row in reader if any((v or "").strip() for v in row.values())]
+    except csv.Error as error:
         raise InputError(f"cannot read {path}: {error}") from None
 
 

@@ -39,8 +39,6 @@ songs, ``shuffle(random_state=3)``, ids printed in the notebook) as ``baseline-t
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,29 +242,6 @@ def load_pmemo(
     return CurveSet("PMEmo", songs, curves, splits)
 
 
-def read_text_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    """Like plain.read_rows, but undecodable bytes (titles in a legacy encoding) become U+FFFD with one warning."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise InputError(f"cannot read {path}: {error}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        warn(f"{path} is not UTF-8: undecodable characters in titles/artists are replaced")
-        text = raw.decode("utf-8-sig", errors="replace")
-    reader = csv.DictReader(io.StringIO(text, newline=""), skipinitialspace=True)
-    header = [name.strip() for name in (reader.fieldnames or [])]
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(columns)}")
-    reader.fieldnames = header
-    try:
-        return [(reader.line_num, row) for row in reader if any((v or "").strip() for v in row.values())]
-    except csv.Error as error:
-        raise InputError(f"cannot read {path}: {error}") from None
-
-
 def clock_seconds(text: str, column: str, where: str) -> float | None:
     """"02:50" (mm:ss), "1:02:50" or "170" as seconds; None for an empty cell."""
     text = (text or "").strip()
@@ -289,7 +264,7 @@ def read_pmemo_metadata(root: str | Path) -> dict[str, SongInfo]:
     if not path.is_file():
         raise InputError(f"{path} is missing")
     info = {}
-    for line, row in read_text_rows(path, ("musicId", "fileName", "chorus_start_time", "chorus_end_time")):
+    for line, row in read_rows(path, ("musicId", "fileName", "chorus_start_time", "chorus_end_time"), lenient_text=True):
         where = f"{path}:{line}"
         song = music_id(row, where)
         if song in info:

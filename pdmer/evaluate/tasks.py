@@ -17,7 +17,7 @@ import numpy as np
 from pdmer.data.curves import MEAN, Curve, CurveSet
 from pdmer.errors import InputError
 from pdmer.evaluate.predictors import Predictor
-from pdmer.metrics import NAMES, ccc, pcc, rmse
+from pdmer.metrics import va_scores
 
 SUPPORT_FRAMES = 60  # authors' model_feature_num_per_audio: the support part of a test song
 METRICS = ("ccc", "pcc", "rmse")
@@ -34,12 +34,8 @@ class CurveScore:
 
 def score_curve(predicted: np.ndarray, curve: Curve) -> CurveScore:
     steps = len(predicted)
-    target = curve.va[:steps]
-    scores = {}
-    for column, name in enumerate(NAMES):
-        for metric, function in zip(METRICS, (ccc, pcc, rmse)):
-            scores[f"{name}_{metric}"] = float(function(predicted[:, column], target[:, column]))
-    return CurveScore(curve.song, curve.listener, steps, scores)
+    scores = va_scores(predicted[None], curve.va[None, :steps])  # one song: its own scores
+    return CurveScore(curve.song, curve.listener, steps, {key: float(value) for key, value in scores.items()})
 
 
 def mean_scores(results: list[CurveScore]) -> dict[str, float]:

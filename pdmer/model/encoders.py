@@ -10,8 +10,6 @@ A DSAML config's ``global_dim`` must equal the encoder's ``dim``: :func:`model_c
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
 import math
 from pathlib import Path
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from pdmer.errors import InputError
+from pdmer.fileio import file_sha256
 from pdmer.model import musicnn
 from pdmer.model.config import ModelConfig
 from pdmer.model.preprocess import to_mono_tensor
@@ -177,11 +176,6 @@ def load_global_encoder(
             raise InputError("the imagebind encoder needs the path of imagebind_huge.pth (user-supplied)")
         return ImageBindEncoder(imagebind_checkpoint, device=device, **options)
     raise InputError(f"unknown global encoder {name!r}; choose one of {', '.join(ENCODER_NAMES)}")
-
-
-@functools.lru_cache(maxsize=8)
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def model_config_for(encoder: GlobalEncoder, preset: str | None = None, **overrides) -> ModelConfig:
