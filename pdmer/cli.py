@@ -166,9 +166,10 @@ SCALES = ("[-1,1]", "[0,1]", "[1,9]")  # pdmer.data.curves.SCALES
 @click.option("--audio-dir", type=click.Path(file_okay=False), help="DEAM: folder of <song_id>.mp3 files.")
 @click.option("--only-with-audio", is_flag=True, help="Evaluate only the songs whose audio is at hand.")
 @click.option("--scale", type=click.Choice(SCALES), help="Plain format: the annotations' scale (default: dataset.json).")
-@click.option("--steps", type=click.IntRange(min=0), default=16, show_default=True, help="Adaptation steps.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-3, show_default=True,
-              help="Adaptation learning rate.")
+@click.option("--steps", type=click.IntRange(min=0),
+              help="Adaptation steps (default: as the checkpoint was meta-trained, else 16).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+              help="Adaptation learning rate (default: as the checkpoint was meta-trained, else 5e-3).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Chooses each listener's support song.")
 @click.option("--imagebind", type=click.Path(dir_okay=False), help="imagebind_huge.pth, for ImageBind-based checkpoints.")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Feature cache folder (default: user cache).")
@@ -192,10 +193,7 @@ def evaluate(checkpoint, data, data_format, split, task, support, baseline, trai
     if baseline:
         predictor = baseline_predictor(baseline, dataset, train_split)
     else:
-        from pdmer.model.adapt import AdaptConfig
-
-        predictor = model_predictor(checkpoint, dataset, cache_dir=cache_dir, imagebind=imagebind,
-                                    adaptation=AdaptConfig(steps=steps, lr=lr))
+        predictor = model_predictor(checkpoint, dataset, cache_dir=cache_dir, imagebind=imagebind, steps=steps, lr=lr)
     progress = (lambda text: click.echo(f"\r\033[K{text}", nl=False, err=True)) if sys.stderr.isatty() else None
     report = run_evaluation(dataset, predictor=predictor, split=split, support=support, seed=seed,
                             tasks=("dmer", "pdmer") if task == "both" else (task,),
@@ -282,3 +280,12 @@ def data_command(folder, data_format, raters, audio_dir, scale, features, cache_
         return
     for key, value in summary.items():
         click.echo(f"{key:<24} {value}")
+
+
+def _register_commands() -> None:
+    from pdmer.train.command import train
+
+    main.add_command(train)
+
+
+_register_commands()

@@ -1,4 +1,4 @@
-"""What ``pdmer eval`` scores: a DSAML model (adapted per listener for the personalized task) or a trivial baseline.
+"""What ``pdmer eval`` scores: a model (DSAML or a baseline) (adapted per listener for the personalized task) or a trivial baseline.
 
 A predictor maps a curve to its predicted V-A (for the labels that have audio); ``personalize(support)`` returns a
 predictor for the listener of those support curves and leaves the original untouched.
@@ -10,11 +10,11 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from pdmer.data.curves import Curve, CurveSet
 from pdmer.data.features import FeatureCache
 from pdmer.model.adapt import AdaptConfig, Weights, adapt
-from pdmer.model.dsaml import DSAML
 from pdmer.model.inference import SlidingWindows, predict_song
 
 
@@ -51,11 +51,11 @@ class ConstantPredictor:
 
 
 class ModelPredictor:
-    """A DSAML model over cached features; ``personalize`` runs one-shot adaptation (:func:`pdmer.model.adapt.adapt`)."""
+    """A model over cached features; ``personalize`` runs one-shot adaptation (:func:`pdmer.model.adapt.adapt`)."""
 
     def __init__(
         self,
-        model: DSAML,
+        model: nn.Module,
         cache: FeatureCache,
         dataset: CurveSet,
         *,

@@ -29,7 +29,11 @@ def baseline_predictor(kind: str, dataset: CurveSet, train_split: str | None) ->
 
 
 def model_predictor(checkpoint, dataset: CurveSet, *, cache_dir=None, encoder=None, imagebind=None,
-                    adaptation=None) -> Predictor:
+                    adaptation=None, **adaptation_overrides) -> Predictor:
+    """``adaptation``: the AdaptConfig to personalize with; default: the one the checkpoint was meta-trained with
+    (else the authors'), with ``adaptation_overrides`` (e.g. ``steps=``, ``lr=``; None values ignored) applied."""
+    import dataclasses
+
     from pdmer.data.features import FeatureCache, GlobalWindows
     from pdmer.model.adapt import AdaptConfig
     from pdmer.model.checkpoint import load_model, read_metadata
@@ -49,7 +53,10 @@ def model_predictor(checkpoint, dataset: CurveSet, *, cache_dir=None, encoder=No
         )
     windows = GlobalWindows(**json.loads(metadata["global_windows"])) if "global_windows" in metadata else GlobalWindows()
     cache = FeatureCache(global_encoder, root=cache_dir, windows=windows)
-    return ModelPredictor(model, cache, dataset, name=Path(checkpoint).stem, adaptation=adaptation or AdaptConfig())
+    if adaptation is None:  # the adaptation the model was meta-trained with, else the authors' default
+        adaptation = AdaptConfig(**json.loads(metadata["adaptation"])) if "adaptation" in metadata else AdaptConfig()
+    adaptation = dataclasses.replace(adaptation, **{k: v for k, v in adaptation_overrides.items() if v is not None})
+    return ModelPredictor(model, cache, dataset, name=Path(checkpoint).stem, adaptation=adaptation)
 
 
 def evaluate(

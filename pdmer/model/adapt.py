@@ -4,6 +4,9 @@ This is MAML's inner loop (paper eq. 6-7; authors' ``utils/train.py:fast_adapter
 parameters, plain SGD, 16 steps of lr 5e-3 by default. The base model's parameters and buffers are never modified:
 adaptation works on copies through ``torch.func.functional_call`` and returns them, so the same routine serves
 evaluation, meta-training (first-order, or second-order with ``create_graph``) and listener profiles.
+
+``params="head"`` (not in the paper) adapts everything but the per-slice front end (DSAML's adapter CNN): the
+support's local features are then computed once instead of at every step, ~40% less work per step on CPU.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import torch
 from torch.func import functional_call
 
 from pdmer.errors import InputError
-from pdmer.model.dsaml import DSAML, DSAMLOutput
-from pdmer.model.loss import dsaml_loss
+from torch import nn
+
+from pdmer.model.dsaml import DSAMLOutput
 
 Weights = dict[str, torch.Tensor]  # parameters and buffers by state-dict name
+PARAMS = ("all", "head")
 
 
 @dataclass(frozen=True)
@@ -29,13 +34,39 @@ class AdaptConfig:
     # Batch-norm statistics then come from the support batch and update the copied buffers only.
     train_mode: bool = True
     window: int = 60  # support sequences longer than this are cut into windows of this many steps (one batch)
+    params: str = "all"  # "all": every trainable parameter (authors); "head": all but the per-slice front end
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.lr <= 0 or self.window < 1:
             raise InputError(f"adaptation needs steps >= 0, lr > 0 and window >= 1, got {self}")
+        if self.params not in PARAMS:
+            raise InputError(f"adaptation params={self.params!r} must be one of {', '.join(PARAMS)}")
 
 
-def base_weights(model: DSAML) -> Weights:
+def front_end_names(model: nn.Module) -> set[str]:
+    """State-dict names of the per-slice front end (the part ``model.local_features`` runs)."""
+    prefixes = tuple(f"{name}." for name in model.FRONT_END)
+    return {name for name, _ in model.named_parameters() if name.startswith(prefixes)}
+
+
+class _LocalFeatures(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.model.local_features(mel)
+
+
+def local_features(model: nn.Module, weights: Weights | None, mel: torch.Tensor) -> torch.Tensor:
+    """``model.local_features(mel)`` computed with ``weights`` in place of the model's own."""
+    if weights is None:
+        return model.local_features(mel)
+    named = {f"model.{name}": w for name, w in weights.items()}
+    return functional_call(_LocalFeatures(model), named, (mel,), strict=True)
+
+
+def base_weights(model: nn.Module) -> Weights:
     """Detached copies of the model's parameters (trainable ones require grad) and buffers."""
     weights = {name: p.detach().clone().requires_grad_(p.requires_grad) for name, p in model.named_parameters()}
     weights.update({name: b.detach().clone() for name, b in model.named_buffers()})
@@ -52,9 +83,16 @@ def mode(model: torch.nn.Module, training: bool):
         model.train(previous)
 
 
-def run(model: DSAML, weights: Weights, mel, global_feat: torch.Tensor, **options) -> DSAMLOutput:
+def run(model: nn.Module, weights: Weights, mel, global_feat: torch.Tensor, **options) -> DSAMLOutput:
     """The model's forward pass with ``weights`` in place of its own (``options``: forward's keywords)."""
     return functional_call(model, weights, (mel, global_feat), options, strict=True)
+
+
+def forward(model: nn.Module, weights: Weights, inputs, global_feat, config: AdaptConfig) -> DSAMLOutput:
+    """``inputs`` are log-mel slices, or local features when only the head adapts."""
+    if config.params == "head":
+        return run(model, weights, None, global_feat, local=inputs)
+    return run(model, weights, inputs, global_feat)
 
 
 def support_windows(mel, global_feat, va, window: int):
@@ -70,7 +108,7 @@ def support_windows(mel, global_feat, va, window: int):
 
 
 def adapt(
-    model: DSAML,
+    model: nn.Module,
     support: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     config: AdaptConfig = AdaptConfig(),
     *,
@@ -88,13 +126,19 @@ def adapt(
     batches = [tuple(torch.cat(parts) for parts in zip(*pieces))] if same_length else pieces
     weights = dict(weights) if weights is not None else base_weights(model)
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    if config.params == "head":
+        front_end = front_end_names(model)
+        trainable = [name for name in trainable if name not in front_end]
     for name in trainable:  # e.g. detached weights of an earlier adaptation: start a fresh graph from them
         if not weights[name].requires_grad:
             weights[name] = weights[name].detach().requires_grad_(True)
     losses = []
     with mode(model, config.train_mode):
+        if config.params == "head":  # the front end is fixed: its outputs too
+            with torch.no_grad():
+                batches = [(local_features(model, weights, m), g, v) for m, g, v in batches]
         for _ in range(config.steps):
-            loss = sum(dsaml_loss(run(model, weights, m, g), v, model.config).total for m, g, v in batches)
+            loss = sum(model.loss(forward(model, weights, m, g, config), v).total for m, g, v in batches)
             loss = loss / len(batches)
             grads = torch.autograd.grad(loss, [weights[name] for name in trainable], create_graph=create_graph)
             for name, grad in zip(trainable, grads):

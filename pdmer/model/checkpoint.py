@@ -1,6 +1,7 @@
-"""pdmer's own DSAML checkpoints: safetensors weights with the model config in the file's metadata.
+"""pdmer's own model checkpoints: safetensors weights with the architecture and its config in the file's metadata.
 
-The config travels with the weights, so ``load_model(path)`` rebuilds the model from the file alone. Writes are
+The config travels with the weights, so ``load_model(path)`` rebuilds the model (DSAML, DAMFF or CRNN) from the
+file alone. Writes are
 atomic (a temporary file in the same folder, then rename): an interrupted save never leaves a broken checkpoint.
 """
 
@@ -10,29 +11,32 @@ import json
 from pathlib import Path
 
 import torch
+from torch import nn
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from pdmer.errors import CheckpointError
 from pdmer.fileio import atomic_path
-from pdmer.model.config import ModelConfig
-from pdmer.model.dsaml import DSAML
+from pdmer.errors import InputError
+from pdmer.model.registry import architecture_of, config_from_dict, from_config
 
-FORMAT = "pdmer.dsaml/1"
+FORMAT = "pdmer.model/1"
+DSAML_ONLY_FORMAT = "pdmer.dsaml/1"  # before the baselines: no "architecture" key, always DSAML
 
 
-def save_model(model: DSAML, path: str | Path, *, metadata: dict[str, str] | None = None) -> Path:
+def save_model(model: nn.Module, path: str | Path, *, metadata: dict[str, str] | None = None) -> Path:
     """Write ``model``'s weights and config to ``path`` (.safetensors) atomically; returns the path."""
     path = Path(path)
-    header = {**(metadata or {}), "format": FORMAT, "config": json.dumps(model.config.to_dict())}
+    header = {**(metadata or {}), "format": FORMAT, "architecture": architecture_of(model),
+              "config": json.dumps(model.config.to_dict())}
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     with atomic_path(path) as temporary:
         save_file(tensors, str(temporary), metadata=header)
     return path
 
 
-def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> DSAML:
-    """The DSAML model stored at ``path`` by :func:`save_model`, in eval mode."""
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
+    """The model stored at ``path`` by :func:`save_model`, in eval mode."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"model checkpoint {path} does not exist")
@@ -42,12 +46,16 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> DSAML
             tensors = {name: file.get_tensor(name) for name in file.keys()}
     except (SafetensorError, OSError) as error:
         raise CheckpointError(f"cannot read {path} as a safetensors checkpoint: {error}") from None
-    if header.get("format") != FORMAT:
+    if header.get("format") not in (FORMAT, DSAML_ONLY_FORMAT):
         raise CheckpointError(
             f"{path} is not a pdmer model checkpoint (format {header.get('format')!r}, expected {FORMAT!r}); "
             "for weights from the authors' code use pdmer.model.authors.load_authors_checkpoint"
         )
-    model = DSAML(ModelConfig.from_dict(json.loads(header["config"])))
+    architecture = header.get("architecture", "dsaml")
+    try:
+        model = from_config(architecture, config_from_dict(architecture, json.loads(header["config"])))
+    except (InputError, KeyError, ValueError) as error:
+        raise CheckpointError(f"{path}: its stored model config is not usable: {error}") from None
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as error:

@@ -34,6 +34,8 @@ class ModelConfig:
     global_band: int = 30  # n_g, paper §Implementation
     use_local_attention: bool = True
     use_global_attention: bool = True
+    # Ablation "w.o. Adapter" (paper Table 3): no local feature; z = sigma(z_g) from the global feature alone.
+    use_adapter: bool = True
     # Sequence predictor: BiLSTM(D -> D/4 per direction) -> Linear(D/2 -> D/4) -> Dropout -> Linear(-> 2).
     lstm_hidden: int = 256
     head_hidden: int = 256

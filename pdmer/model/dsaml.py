@@ -29,17 +29,20 @@ class DSAMLOutput:
 class Fusion(nn.Module):
     """z = sigma(W z_l + z_g) (paper §Dual-Scale Feature Extractor), then the authors' extra Linear(D, D)."""
 
-    def __init__(self, cfg: ModelConfig, local_dim: int):
+    def __init__(self, cfg: ModelConfig, local_dim: int | None):
         super().__init__()
-        self.local_proj = nn.Linear(local_dim, cfg.hidden_dim)
+        self.local_proj = nn.Linear(local_dim, cfg.hidden_dim) if local_dim else None  # None: no adapter
         # Not in the paper: an encoder whose size differs from D (musicnn's 200-d) needs a projection.
         self.global_proj = nn.Linear(cfg.global_dim, cfg.hidden_dim) if cfg.global_dim != cfg.hidden_dim else None
         self.out_proj = nn.Linear(cfg.hidden_dim, cfg.hidden_dim) if cfg.fusion_linear else None
 
-    def forward(self, local: torch.Tensor, global_feat: torch.Tensor) -> torch.Tensor:
+    def forward(self, local: torch.Tensor | None, global_feat: torch.Tensor, steps: int) -> torch.Tensor:
         if self.global_proj is not None:
             global_feat = self.global_proj(global_feat)
-        z = torch.sigmoid(self.local_proj(local) + global_feat)  # global (B, 1, D) broadcasts over time
+        if local is None:  # ablation without the adapter: the global feature alone, repeated over the steps
+            z = torch.sigmoid(global_feat).expand(-1, steps, -1)
+        else:
+            z = torch.sigmoid(self.local_proj(local) + global_feat)  # global (B, 1, D) broadcasts over time
         return self.out_proj(z) if self.out_proj is not None else z
 
 
@@ -63,20 +66,24 @@ def _head_mean(maps: list[torch.Tensor]) -> torch.Tensor:
 
 
 class DSAML(nn.Module):
+    FRONT_END = ("adapter",)  # submodules that local_features runs: each slice on its own
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
-        self.adapter = SliceAdapter(cfg.mel_frames, cfg.n_mels)
-        self.fusion = Fusion(cfg, self.adapter.out_dim)
+        adapter = SliceAdapter(cfg.mel_frames, cfg.n_mels)
+        self.local_dim = adapter.out_dim
+        self.adapter = adapter if cfg.use_adapter else None
+        self.fusion = Fusion(cfg, self.local_dim if cfg.use_adapter else None)
         self.encoder = SharedEncoder(cfg)  # ONE module: both passes use these parameters
         self.predictor = SequencePredictor(cfg)
 
     def _check_inputs(self, mel: torch.Tensor | None, global_feat: torch.Tensor, local: torch.Tensor | None):
         cfg = self.config
         if local is not None:
-            if local.ndim != 3 or local.shape[-1] != self.adapter.out_dim or local.shape[1] == 0:
+            if local.ndim != 3 or local.shape[-1] != self.local_dim or local.shape[1] == 0:
                 raise InputError(
-                    f"local must be [batch, steps >= 1, {self.adapter.out_dim}] (from local_features), "
+                    f"local must be [batch, steps >= 1, {self.local_dim}] (from local_features), "
                     f"got {tuple(local.shape)}"
                 )
             batch, steps = local.shape[:2]
@@ -100,7 +107,10 @@ class DSAML(nn.Module):
 
     def local_features(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, T, 51, 128) log-mel slices -> (B, T, 476) adapter outputs: each slice's own, so a song's can be
-        computed once and reused by every window that contains the slice (``forward(..., local=)``)."""
+        computed once and reused by every window that contains the slice (``forward(..., local=)``).
+        Without the adapter (ablation) they are zeros that forward ignores."""
+        if self.adapter is None:
+            return mel.new_zeros(*mel.shape[:2], self.local_dim)
         return self.adapter(mel)
 
     def forward(
@@ -116,8 +126,12 @@ class DSAML(nn.Module):
         ``local``: precomputed :meth:`local_features` of the slices, used instead of ``mel`` (which may be None)."""
         cfg = self.config
         global_feat = self._check_inputs(mel, global_feat, local)
-        z = self.fusion(self.adapter(mel) if local is None else local, global_feat)  # (B, T, D)
-        steps = z.shape[1]
+        steps = (mel if local is None else local).shape[1]
+        if self.adapter is None:
+            local = None
+        elif local is None:
+            local = self.adapter(mel)
+        z = self.fusion(local, global_feat, steps)  # (B, T, D)
 
         local_maps = global_maps = None
         if cfg.use_local_attention:
@@ -140,6 +154,12 @@ class DSAML(nn.Module):
             layer_maps_local=local_maps if return_layer_maps else None,
             layer_maps_global=global_maps if return_layer_maps else None,
         )
+
+    def loss(self, output: DSAMLOutput, target_va: torch.Tensor):
+        """The training loss of ``output`` against (B, T, 2) targets (:func:`pdmer.model.loss.dsaml_loss`)."""
+        from pdmer.model.loss import dsaml_loss  # loss.py imports DSAMLOutput from here
+
+        return dsaml_loss(output, target_va, self.config)
 
 
 def count_parameters(module: nn.Module) -> int:

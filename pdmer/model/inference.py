@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.func import functional_call
+from torch import nn
 
-from pdmer.model.adapt import Weights, mode, run
-from pdmer.model.dsaml import DSAML
+from pdmer.model.adapt import Weights, local_features, mode, run
 
 
 @dataclass(frozen=True)
@@ -35,16 +34,9 @@ def window_ends(steps: int, window: int, hop: int) -> torch.Tensor:
     return torch.clamp(ends, max=steps - 1)
 
 
-def forward_local(model: DSAML, weights: Weights | None, mel: torch.Tensor) -> torch.Tensor:
-    if weights is None:
-        return model.local_features(mel)
-    adapter = {name.removeprefix("adapter."): w for name, w in weights.items() if name.startswith("adapter.")}
-    return functional_call(model.adapter, adapter, (mel,), strict=True)
-
-
 @torch.no_grad()
 def predict_song(
-    model: DSAML,
+    model: nn.Module,
     mel: torch.Tensor,
     global_feat: torch.Tensor,
     *,
@@ -62,7 +54,7 @@ def predict_song(
             return forward(mel[None], global_feat[None])[0]
         # The adapter sees one slice at a time (eval-mode batch norm), so each slice's local feature is computed
         # once for the song, not once per window: ~60x less of the model's most expensive part.
-        local = forward_local(model, weights, mel[None])[0]
+        local = local_features(model, weights, mel[None])[0]
         ends = [window_ends(steps, windows.window, hop) for hop in windows.hops]
         needed = sorted(set(torch.cat(ends).tolist()))
         outputs = {}

@@ -1,0 +1,169 @@
+"""Every hyperparameter of a training run, read from and written to TOML.
+
+Defaults are the authors' (Littleor/Personalized-DMER @ 20b12ea: ``train.py``, ``utils/args.py``) and the paper's
+(§Implementation Details): first-order MAML over all parameters, 16 inner steps of lr 5e-3, outer Adam 5e-5,
+meta-batches of 16 listener tasks with 1 support and 15 query songs, 2000 outer steps, 30 s (60-step) clips.
+A run writes the effective config beside its checkpoints, so ``pdmer train --resume OUT`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from pdmer.errors import InputError
+
+MODES = ("dmer", "pdmer")
+MODELS = ("dsaml", "damff", "crnn")  # pdmer.model.registry.ARCHITECTURES
+TASK_KINDS = ("listener", "random")  # paper eq. 6 (per annotator) and eq. 5 (random over mean labels)
+OPTIMIZERS = ("adam", "sgd")
+DEVICES = ("auto", "cpu", "cuda")
+# Fields that only steer how long or how loudly a run goes: changing them does not change what is being trained.
+RUN_CONTROL = ("steps", "validate_every", "checkpoint_every", "device")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # [run]
+    mode: str = "pdmer"
+    model: str = "dsaml"
+    preset: str = "small"
+    seed: int = 0
+    steps: int = 2000  # outer (meta) steps, or optimizer steps in dmer mode; authors' --num_epochs
+    device: str = "auto"
+    # [data]
+    data: str = ""
+    format: str = ""  # "" = detected
+    raters: bool = True  # DEAM: per-rater curves (needed for listener tasks)
+    train_split: str = "train"
+    val_split: str = ""  # "" = no validation
+    encoder: str = "musicnn"
+    imagebind: str = ""  # path to imagebind_huge.pth for encoder = "imagebind"
+    cache: str = ""  # feature cache folder; "" = the user cache
+    window: int = 60  # steps per training clip: the authors' 30 s clips
+    # [optim]
+    optimizer: str = "adam"
+    lr: float = 5e-5  # authors' --lr (outer)
+    batch_size: int = 16  # dmer mode: clips per step
+    grad_clip: float = 0.0  # 0 = none
+    # [meta]
+    tasks: str = "listener"
+    maml: bool = True  # false: per-listener labels without the inner loop (paper Table 4, "w.o. MAML")
+    tasks_per_step: int = 16  # authors' meta-batch
+    support: int = 1  # songs to adapt on (paper: one)
+    query: int = 15  # songs to score the adapted weights on
+    inner_steps: int = 16  # authors' --adapt_steps
+    inner_lr: float = 5e-3  # authors' --meta_lr
+    first_order: bool = True  # cuDNN LSTMs have no double backward; second-order runs on CPU
+    inner_params: str = "all"  # "all" (authors) or "head" (all but the per-slice front end; cheaper)
+    # [ablation] (paper Table 3), DSAML only
+    local_attention: bool = True
+    global_attention: bool = True
+    attention_loss: bool = True
+    adapter: bool = True
+    # [log]
+    validate_every: int = 100  # steps; 0 = only at the end
+    checkpoint_every: int = 50
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (
+            ("mode", self.mode, MODES),
+            ("model", self.model, MODELS),
+            ("tasks", self.tasks, TASK_KINDS),
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("device", self.device, DEVICES),
+            ("inner_params", self.inner_params, ("all", "head")),
+        ):
+            if value not in choices:
+                raise InputError(f"config: {name} = {value!r} is not one of {', '.join(choices)}")
+        positive = ("steps", "window", "batch_size", "tasks_per_step", "support", "query", "checkpoint_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise InputError(f"config: {name} must be >= 1, got {getattr(self, name)}")
+        if self.inner_steps < 0 or self.validate_every < 0 or self.grad_clip < 0:
+            raise InputError("config: inner_steps, validate_every and grad_clip must be >= 0")
+        if self.lr <= 0 or self.inner_lr <= 0:
+            raise InputError(f"config: lr and inner_lr must be > 0, got {self.lr} and {self.inner_lr}")
+        if self.model != "dsaml" and self.ablations():
+            raise InputError(f"config: the ablation flags {sorted(self.ablations())} apply to dsaml only")
+
+    def ablations(self) -> dict:
+        """ModelConfig overrides for the paper's Table 3 ablations that are switched on."""
+        overrides = {}
+        if not self.local_attention:
+            overrides["use_local_attention"] = False
+        if not self.global_attention:
+            overrides["use_global_attention"] = False
+        if not self.attention_loss:
+            overrides["attn_loss_weight"] = 0.0
+        if not self.adapter:
+            overrides["use_adapter"] = False
+        return overrides
+
+    def replace(self, **changes) -> TrainConfig:
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise InputError(f"unknown training settings {unknown}")
+        return dataclasses.replace(self, **changes)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of everything that defines what is trained (not how long or how often it is logged)."""
+        values = {k: v for k, v in dataclasses.asdict(self).items() if k not in RUN_CONTROL}
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+
+    def to_toml(self) -> str:
+        lines = ["# pdmer training config: every hyperparameter of the run (pdmer train --config FILE)"]
+        for section, names in SECTIONS.items():
+            lines.append(f"\n[{section}]")
+            for name in names:
+                lines.append(f"{name} = {_toml_value(getattr(self, name))}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        try:
+            document = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise InputError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as error:
+            raise InputError(f"{path} is not valid TOML: {error}") from None
+        values = {}
+        for section, table in document.items():
+            if section not in SECTIONS or not isinstance(table, dict):
+                raise InputError(f"{path}: unknown section [{section}]; sections are {', '.join(SECTIONS)}")
+            unknown = sorted(set(table) - set(SECTIONS[section]))
+            if unknown:
+                raise InputError(f"{path}: unknown keys {unknown} in [{section}]; it knows {SECTIONS[section]}")
+            values.update(table)
+        for name, value in values.items():
+            expected = type(getattr(cls(), name))
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                values[name] = value = float(value)
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                raise InputError(f"{path}: {name} must be a {expected.__name__}, got {value!r}")
+        return cls(**values)
+
+
+SECTIONS = {
+    "run": ("mode", "model", "preset", "seed", "steps", "device"),
+    "data": ("data", "format", "raters", "train_split", "val_split", "encoder", "imagebind", "cache", "window"),
+    "optim": ("optimizer", "lr", "batch_size", "grad_clip"),
+    "meta": ("tasks", "maml", "tasks_per_step", "support", "query", "inner_steps", "inner_lr", "first_order",
+             "inner_params"),
+    "ablation": ("local_attention", "global_attention", "attention_loss", "adapter"),
+    "log": ("validate_every", "checkpoint_every"),
+}
+assert sorted(n for names in SECTIONS.values() for n in names) == sorted(f.name for f in fields(TrainConfig))
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(value)  # a TOML basic string is a JSON string for the characters used here

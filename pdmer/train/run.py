@@ -1,0 +1,274 @@
+"""A training run: data and features, the model, the step loop, validation, checkpoints and resuming.
+
+The run folder holds everything:
+- ``config.toml``: the effective config (``pdmer train --resume OUT`` reads it);
+- ``model.safetensors``: the latest good weights, loadable by ``pdmer eval`` (metadata: the global encoder, the
+  global windows, the adaptation it was meta-trained with, the config, the data fingerprint, the step);
+- ``best.safetensors``: the weights with the best validation score so far;
+- ``state.pt``: weights, optimiser state and step, written atomically, for an exact resume;
+- ``log.jsonl``: one line per step (loss) and per validation (scores).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from pdmer.data.curves import MEAN
+from pdmer.errors import InputError, PdmerError
+from pdmer.fileio import atomic_path
+from pdmer.train import data as train_data
+from pdmer.train.config import TrainConfig
+from pdmer.train.distributed import Group, join, leave
+from pdmer.train.steps import NonFiniteLoss, StepStats, tasks_gradient, trainable
+
+STATE = "state.pt"
+MODEL = "model.safetensors"
+BEST = "best.safetensors"
+
+
+class TrainingError(PdmerError):
+    pass
+
+
+Report = Callable[[str], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError("device = cuda, but this machine has no CUDA device: use device = cpu")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def adaptation_of(cfg: TrainConfig):
+    from pdmer.model.adapt import AdaptConfig
+
+    return AdaptConfig(steps=cfg.inner_steps, lr=cfg.inner_lr, window=cfg.window, params=cfg.inner_params)
+
+
+class Run:
+    def __init__(self, cfg: TrainConfig, out: Path, *, resume: bool, report: Report = print):
+        self.cfg, self.out, self.report = cfg, Path(out), report
+        self.device = resolve_device(cfg.device)
+        self.group: Group = join(self.device)
+        self.check_folder(resume)
+        self.load_data()
+        self.build_model()
+        self.step, self.best = 0, -math.inf
+        if resume:
+            self.restore()
+        self.write_config()
+
+    # -- setup ---------------------------------------------------------------------------------------------------
+    def check_folder(self, resume: bool) -> None:
+        config_path = self.out / "config.toml"
+        if resume:
+            if not (self.out / STATE).is_file():
+                raise InputError(f"{self.out} holds no run to resume ({STATE} is missing): start one with --config")
+            saved = TrainConfig.from_toml(config_path)
+            if saved.fingerprint() != self.cfg.fingerprint():
+                raise InputError(f"{self.out}: only steps, validate_every, checkpoint_every and device may change "
+                                 "when resuming; start a new run (another --out) for other changes")
+        elif (self.out / STATE).exists():
+            raise InputError(f"{self.out} already holds a run: pass --resume to continue it, or choose another --out")
+
+    def write_config(self) -> None:
+        """Once the data and model are known to be usable: the folder then always holds a startable run."""
+        if self.group.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.out / "config.toml") as temporary:
+                temporary.write_text(self.cfg.to_toml())
+        self.group.barrier()
+
+    def load_data(self) -> None:
+        from pdmer.data.features import FeatureCache, GlobalWindows
+        from pdmer.data.load import load_dataset
+        from pdmer.model.encoders import load_global_encoder
+
+        cfg = self.cfg
+        if not cfg.data:
+            raise InputError("no dataset: pass --data FOLDER (or set data in the config's [data] section)")
+        self.dataset = load_dataset(cfg.data, cfg.format or None, raters=cfg.raters)
+        self.encoder = load_global_encoder(cfg.encoder, imagebind_checkpoint=cfg.imagebind or None,
+                                           device=self.device)
+        self.windows = GlobalWindows()
+        self.cache = FeatureCache(self.encoder, root=cfg.cache or None, windows=self.windows)
+        train = self.dataset.split(cfg.train_split)
+        per_listener = cfg.mode == "pdmer" and cfg.tasks == "listener"
+        curves = [c for c in train.curves if c.listener != MEAN] if per_listener else train.mean_curves()
+        if not curves:
+            raise InputError(f"{train.name} has no {'per-listener' if per_listener else ''} curves to train on")
+        self.data_fingerprint = train_data.fingerprint(train, curves)
+        pool = train_data.examples(train, curves, self.cache, progress=self.report if self.group.main else None)
+        if cfg.mode == "pdmer":
+            maml = cfg.maml
+            self.sampler = train_data.TaskSampler(pool, kind=cfg.tasks, support=cfg.support if maml else 0,
+                                                  query=cfg.query + (0 if maml else cfg.support), window=cfg.window)
+        else:
+            self.pool = pool
+        self.val = self.dataset.split(cfg.val_split) if cfg.val_split else None
+
+    def build_model(self) -> None:
+        from pdmer.model.registry import build_model
+
+        torch.manual_seed(self.cfg.seed)
+        self.model = build_model(self.cfg.model, self.cfg.preset, global_dim=self.encoder.dim,
+                                 **self.cfg.ablations()).to(self.device)
+        params = [p for _, p in trainable(self.model)]
+        if self.cfg.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=self.cfg.lr)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=self.cfg.lr)
+
+    def restore(self) -> None:
+        state = torch.load(self.out / STATE, map_location=self.device, weights_only=True)
+        if state["data_fingerprint"] != self.data_fingerprint:
+            raise InputError(f"{self.out}: the training data changed since this run started (labels or audio); "
+                             "resume needs the same data: start a new run (another --out)")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.best = int(state["step"]), float(state["best"])
+        self.report(f"resuming {self.out} at step {self.step}")
+        log = self.out / "log.jsonl"
+        if self.group.main and log.is_file():  # drop what was logged after the checkpoint: those steps run again
+            kept = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= self.step]
+            with atomic_path(log) as temporary:
+                temporary.write_text("".join(f"{line}\n" for line in kept))
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+    def train(self, progress=None) -> dict:
+        cfg = self.cfg
+        last: dict = {}
+        try:
+            while self.step < cfg.steps:
+                started = time.perf_counter()
+                stats = self.one_step(self.step + 1)
+                self.step += 1
+                last = {"step": self.step, "loss": stats.loss / max(stats.count, 1),
+                        "seconds": round(time.perf_counter() - started, 3)}
+                if cfg.mode == "pdmer" and cfg.maml:
+                    last["inner_first"] = stats.inner_first / stats.count
+                    last["inner_last"] = stats.inner_last / stats.count
+                if cfg.validate_every and self.step % cfg.validate_every == 0 or self.step == cfg.steps:
+                    last.update(self.validate())
+                self.log(last)
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                    self.save()
+                progress and progress(last)
+        finally:
+            leave(self.group)
+        return last
+
+    def one_step(self, step: int) -> StepStats:
+        cfg = self.cfg
+        rng = train_data.step_rng(cfg.seed, step)
+        if cfg.mode == "pdmer":
+            tasks = self.sampler.sample(rng, cfg.tasks_per_step)
+            adaptation = adaptation_of(cfg) if cfg.maml else None
+        else:  # one mini-batch of mean-label clips, split into one piece per process
+            picked = rng.choice(len(self.pool), size=cfg.batch_size, replace=cfg.batch_size > len(self.pool))
+            batch = train_data.stack_clips(rng, [self.pool[i] for i in picked], cfg.window)
+            pieces = [slice(r, None, self.group.size) for r in range(self.group.size)]
+            tasks = [train_data.Task(MEAN, [], tuple(t[p] for t in batch)) for p in pieces]
+            adaptation = None
+        try:
+            grads, stats = tasks_gradient(
+                self.model, tasks, self.group.share(len(tasks)), adaptation, first_order=cfg.first_order,
+                device=self.device, seed_of=lambda index: train_data.task_seed(cfg.seed, step, index))
+            failed = 0.0
+        except NonFiniteLoss as error:
+            grads, stats, failed = [torch.zeros_like(p) for _, p in trainable(self.model)], StepStats(), 1.0
+            self.report(f"step {step}: {error}")
+        self.group.sum_(grads)
+        loss, first, last, count, failed = self.group.sum_floats(
+            [stats.loss, stats.inner_first, stats.inner_last, stats.count, failed])
+        if failed or not all(torch.isfinite(g).all() for g in grads):
+            saved = f"the last good checkpoint is {self.out / MODEL} (step {self.last_saved()})"
+            raise TrainingError(f"the loss or its gradient became NaN/inf at step {step}; {saved}. Lower the "
+                                f"learning rate (lr = {cfg.lr}, inner_lr = {cfg.inner_lr}) or set grad_clip, then "
+                                f"resume with pdmer train --resume {self.out}")
+        for (_, p), grad in zip(trainable(self.model), grads):
+            p.grad = grad / len(tasks)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for _, p in trainable(self.model)], cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.group.average_buffers(self.model)
+        return StepStats(loss, first, last, int(count))
+
+    # -- validation and checkpoints ------------------------------------------------------------------------------
+    def validate(self) -> dict:
+        """One-shot adaptation on the validation listeners (or mean labels): mean CCC of valence and arousal."""
+        if self.val is None:
+            return {}
+        scores = {}
+        if self.group.main:
+            from pdmer.evaluate.predictors import ModelPredictor
+            from pdmer.evaluate.run import evaluate
+            from pdmer.model.inference import SlidingWindows
+
+            task = "pdmer" if self.val.listeners else "dmer"
+            # Cheaper windows than pdmer eval's (a new window every 5 steps for both dimensions).
+            predictor = ModelPredictor(self.model, self.cache, self.val, adaptation=adaptation_of(self.cfg),
+                                       windows=SlidingWindows(window=self.cfg.window, hops=(5, 5)))
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.cfg.seed)
+                result = evaluate(self.val, predictor=predictor, split=None, tasks=(task,))["tasks"][task]
+            self.model.train()
+            mean = result["mean"]
+            scores = {f"val_{key}": round(mean[key], 4) for key in ("valence_ccc", "arousal_ccc")}
+            scores["val_score"] = round((mean["valence_ccc"] + mean["arousal_ccc"]) / 2, 4)
+            if scores["val_score"] > self.best:
+                self.best = scores["val_score"]
+                self.write_model(self.out / BEST, scores)
+        self.group.barrier()
+        return scores
+
+    def metadata(self, extra: dict | None = None) -> dict[str, str]:
+        return {
+            "global_encoder": json.dumps(self.encoder.spec),
+            "global_windows": json.dumps(asdict(self.windows)),
+            "adaptation": json.dumps(dataclasses.asdict(adaptation_of(self.cfg))),
+            "training": json.dumps(dataclasses.asdict(self.cfg)),
+            "data_fingerprint": self.data_fingerprint,
+            "step": str(self.step),
+            **{key: str(value) for key, value in (extra or {}).items()},
+        }
+
+    def write_model(self, path: Path, extra: dict | None = None) -> None:
+        from pdmer.model.checkpoint import save_model
+
+        save_model(self.model, path, metadata=self.metadata(extra))
+
+    def save(self) -> None:
+        if self.group.main:
+            state = {"step": self.step, "best": self.best, "model": self.model.state_dict(),
+                     "optimizer": self.optimizer.state_dict(), "data_fingerprint": self.data_fingerprint,
+                     "config_fingerprint": self.cfg.fingerprint()}
+            with atomic_path(self.out / STATE) as temporary:
+                torch.save(state, temporary)
+            self.write_model(self.out / MODEL)
+        self.group.barrier()
+
+    def last_saved(self) -> int | str:
+        from pdmer.model.checkpoint import read_metadata
+
+        path = self.out / MODEL
+        return read_metadata(path).get("step", "?") if path.is_file() else "none yet"
+
+    def log(self, values: dict) -> None:
+        if self.group.main:
+            with open(self.out / "log.jsonl", "a") as file:
+                file.write(json.dumps(values) + "\n")
