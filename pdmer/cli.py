@@ -152,7 +152,7 @@ SCALES = ("[-1,1]", "[0,1]", "[1,9]")  # pdmer.data.curves.SCALES
 
 
 @main.command("eval")
-@click.argument("checkpoint", required=False, type=click.Path(dir_okay=False))
+@click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder (DEAM, PMEmo or plain).")
 @click.option("--format", "data_format", type=click.Choice(DATASET_FORMATS), help="Dataset layout (default: detected).")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate on ('all': the whole dataset).")
@@ -176,14 +176,16 @@ SCALES = ("[-1,1]", "[0,1]", "[1,9]")  # pdmer.data.curves.SCALES
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report (every curve) as JSON.")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), help="Write the tables as Markdown.")
 @user_errors
-def evaluate(checkpoint, data, data_format, split, task, support, baseline, train_split, raters, audio_dir,
+def evaluate(checkpoints, data, data_format, split, task, support, baseline, train_split, raters, audio_dir,
              only_with_audio, scale, steps, lr, seed, imagebind, cache_dir, json_path, markdown_path) -> None:
-    """Score a model CHECKPOINT (or --baseline) on a dataset split: traditional and personalized DMER.
+    """Score model CHECKPOINTS (DSAML, DAMFF, CRNN; or a --baseline) on a dataset split: traditional and
+    personalized DMER.
 
-    Prints the mean CCC, PCC and RMSE per dimension as Markdown tables laid out like the DSAML paper's Tables 1-2
-    (with the paper's numbers beside ours on DEAM and PMEmo)."""
-    if bool(checkpoint) == bool(baseline):
-        raise click.UsageError("give a CHECKPOINT or --baseline, not both and not neither")
+    Prints the mean CCC, PCC and RMSE per dimension as Markdown tables laid out like the DSAML paper's Tables 1-2,
+    a row per model (with the paper's numbers beside ours on DEAM and PMEmo). --json writes every curve's scores
+    (a list of reports when several checkpoints are given)."""
+    if bool(checkpoints) == bool(baseline):
+        raise click.UsageError("give CHECKPOINTS or --baseline, not both and not neither")
     from pdmer.data.load import load_dataset
     from pdmer.evaluate.report import markdown
     from pdmer.evaluate.run import baseline_predictor, evaluate as run_evaluation, model_predictor
@@ -191,16 +193,19 @@ def evaluate(checkpoint, data, data_format, split, task, support, baseline, trai
 
     dataset = load_dataset(data, data_format, raters=raters, audio_dir=audio_dir, scale=scale)
     if baseline:
-        predictor = baseline_predictor(baseline, dataset, train_split)
-    else:
-        predictor = model_predictor(checkpoint, dataset, cache_dir=cache_dir, imagebind=imagebind, steps=steps, lr=lr)
+        predictors = [baseline_predictor(baseline, dataset, train_split)]
+    else:  # every checkpoint is checked before the first is scored
+        predictors = [model_predictor(path, dataset, cache_dir=cache_dir, imagebind=imagebind, steps=steps, lr=lr)
+                      for path in checkpoints]
     progress = (lambda text: click.echo(f"\r\033[K{text}", nl=False, err=True)) if sys.stderr.isatty() else None
-    report = run_evaluation(dataset, predictor=predictor, split=split, support=support, seed=seed,
-                            tasks=("dmer", "pdmer") if task == "both" else (task,),
-                            only_with_audio=only_with_audio, needs_audio=not baseline, progress=progress)
+    reports = [run_evaluation(dataset, predictor=predictor, split=split, support=support, seed=seed,
+                              tasks=("dmer", "pdmer") if task == "both" else (task,),
+                              only_with_audio=only_with_audio, needs_audio=not baseline, progress=progress)
+               for predictor in predictors]
     progress and click.echo("\r\033[K", nl=False, err=True)
-    table = markdown(report)
-    for path, text in ((json_path, json.dumps(report, indent=1)), (markdown_path, table)):
+    table = markdown(reports)
+    full = reports[0] if len(reports) == 1 else reports
+    for path, text in ((json_path, json.dumps(full, indent=1)), (markdown_path, table)):
         if path:
             with atomic_path(path) as temporary:
                 temporary.write_text(text + "\n")

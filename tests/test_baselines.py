@@ -12,10 +12,19 @@ from pdmer.model.dsaml import DSAMLOutput
 
 # Small widths keep the whole file fast on 2 CPU cores; the architecture is the default one.
 TINY = {
-    DAMFF: (DAMFFConfig, dict(channels1=4, channels2=4, channels3=8, feature_dim=16, lstm_hidden=8)),
-    CRNN: (CRNNConfig, dict(conv_channels=4, freq_pool=16, rnn_hidden=8)),
+    DAMFF: (DAMFFConfig, {"channels1": 4, "channels2": 4, "channels3": 8, "feature_dim": 16, "lstm_hidden": 8}),
+    CRNN: (CRNNConfig, {"conv_channels": 4, "freq_pool": 16, "rnn_hidden": 8}),
 }
 MODELS = [DAMFF, CRNN]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a thread pool, and lose a lot when another process holds a core."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def tiny_model(kind, **overrides):
@@ -41,6 +50,23 @@ def test_output_shapes(kind):
     assert out.attn_local is None and out.attn_global is None
     assert torch.equal(out.va, per_step_global.va)  # the global feature is ignored
     assert model.local_features(mel).shape == (2, 7, model.adapter.out_dim)
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_local_features_use_exactly_the_front_end_parameters(kind):
+    """``FRONT_END`` names the submodules local_features runs (head-only adaptation keeps them fixed)."""
+    model = tiny_model(kind)
+    mel, _ = inputs(steps=2)
+    with torch.no_grad():
+        before = model.local_features(mel)
+        for name, p in model.named_parameters():
+            if name.split(".")[0] not in model.FRONT_END:
+                p.add_(1.0)
+        assert torch.equal(model.local_features(mel), before)
+        for name, p in model.named_parameters():
+            if name.split(".")[0] in model.FRONT_END:
+                p.add_(0.1)
+        assert not torch.allclose(model.local_features(mel), before)
 
 
 @pytest.mark.parametrize("kind", MODELS)

@@ -38,10 +38,15 @@ def number(value: float) -> str:
     return f"{round(value, 3) + 0.0:.3f}"  # + 0.0: no "-0.000" for a float-error negative zero
 
 
-def markdown(report: dict) -> str:
-    """One table per task: our model's mean scores first, then the paper's rows when the dataset is theirs."""
-    lines = [f"# pdmer eval: {report['model']} on {report['dataset']} (split {report['split']})", ""]
-    for task, result in report["tasks"].items():
+def markdown(reports: dict | list[dict]) -> str:
+    """One table per task with a row per evaluated model (scores averaged over curves, as the paper), then the
+    paper's rows when the dataset is theirs."""
+    reports = [reports] if isinstance(reports, dict) else reports
+    first = reports[0]
+    models = ", ".join(r["model"] for r in reports)
+    lines = [f"# pdmer eval: {models} on {first['dataset']} (split {first['split']})", ""]
+    for task in first["tasks"]:
+        result = first["tasks"][task]
         lines += [f"## {TASK_TITLES[task]}", ""]
         if task == "pdmer":
             lines += [f"Support: {result['support']}; {result['curves']} query curves.", ""]
@@ -51,9 +56,13 @@ def markdown(report: dict) -> str:
             "| Model | Arousal |  |  | Valence |  |  |",
             "|---|---|---|---|---|---|---|",
             "|  | CCC ↑ | PCC ↑ | RMSE ↓ | CCC ↑ | PCC ↑ | RMSE ↓ |",
-            "| " + " | ".join([f"**{report['model']}**"] + [number(result['mean'][k]) for k in COLUMN_ORDER]) + " |",
         ]
-        for name, values in paper_rows(task, report["dataset"]).items():
+        for report in reports:
+            if task in report["tasks"]:
+                mean = report["tasks"][task]["mean"]
+                lines.append("| " + " | ".join([f"**{report['model']}**"] + [number(mean[k]) for k in COLUMN_ORDER])
+                             + " |")
+        for name, values in paper_rows(task, first["dataset"]).items():
             lines.append("| " + " | ".join([name] + [number(v) for v in values]) + " |")
         lines.append("")
     return "\n".join(lines)

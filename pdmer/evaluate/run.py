@@ -56,7 +56,13 @@ def model_predictor(checkpoint, dataset: CurveSet, *, cache_dir=None, encoder=No
     if adaptation is None:  # the adaptation the model was meta-trained with, else the authors' default
         adaptation = AdaptConfig(**json.loads(metadata["adaptation"])) if "adaptation" in metadata else AdaptConfig()
     adaptation = dataclasses.replace(adaptation, **{k: v for k, v in adaptation_overrides.items() if v is not None})
-    return ModelPredictor(model, cache, dataset, name=Path(checkpoint).stem, adaptation=adaptation)
+    return ModelPredictor(model, cache, dataset, name=checkpoint_name(checkpoint), adaptation=adaptation)
+
+
+def checkpoint_name(checkpoint) -> str:
+    """A training run's files are all called model/best.safetensors: name those after their run folder."""
+    path = Path(checkpoint)
+    return f"{path.parent.name}/{path.stem}" if path.stem in ("model", "best") and path.parent.name else path.stem
 
 
 def evaluate(

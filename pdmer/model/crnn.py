@@ -28,7 +28,12 @@ from torch import nn
 
 from pdmer.errors import InputError
 from pdmer.metrics import va_scores
-from pdmer.model.damff import agreement_score, check_baseline_inputs, config_from_dict, config_preset
+from pdmer.model.damff import (
+    agreement_score,
+    check_baseline_inputs,
+    config_from_dict,
+    config_preset,
+)
 from pdmer.model.dsaml import DSAMLOutput
 from pdmer.model.loss import LossParts
 
@@ -65,7 +70,7 @@ class CRNNConfig:
         return self.conv_channels * (self.n_mels // self.freq_pool)
 
     @staticmethod
-    def preset(name: str, **overrides) -> "CRNNConfig":
+    def preset(name: str, **overrides) -> CRNNConfig:
         """A named preset, optionally with fields overridden: ``CRNNConfig.preset("small", rnn_hidden=16)``."""
         return config_preset(CRNNConfig, PRESETS, name, overrides)
 
@@ -73,7 +78,7 @@ class CRNNConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "CRNNConfig":
+    def from_dict(cls, values: dict) -> CRNNConfig:
         return config_from_dict(cls, values)
 
 
@@ -130,6 +135,8 @@ class GRUBranch(nn.Module):
 
 
 class CRNN(nn.Module):
+    FRONT_END = ("adapter",)  # submodules that local_features runs: each slice on its own
+
     def __init__(self, cfg: CRNNConfig):
         super().__init__()
         self.config = cfg

@@ -32,7 +32,6 @@ from pdmer.metrics import va_scores
 from pdmer.model.dsaml import DSAMLOutput
 from pdmer.model.loss import LossParts
 
-
 # ---------------------------------------------------------------------------------------------------------------
 # Helpers shared by the baselines (pdmer.model.crnn imports them).
 
@@ -153,7 +152,7 @@ class DAMFFConfig:
         return height, width
 
     @staticmethod
-    def preset(name: str, **overrides) -> "DAMFFConfig":
+    def preset(name: str, **overrides) -> DAMFFConfig:
         """A named preset, optionally with fields overridden: ``DAMFFConfig.preset("small", dropout=0.3)``."""
         return config_preset(DAMFFConfig, PRESETS, name, overrides)
 
@@ -161,7 +160,7 @@ class DAMFFConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "DAMFFConfig":
+    def from_dict(cls, values: dict) -> DAMFFConfig:
         return config_from_dict(cls, values)
 
 
@@ -276,6 +275,8 @@ class MultiScaleFrontEnd(nn.Module):
 
 
 class DAMFF(nn.Module):
+    FRONT_END = ("adapter",)  # submodules that local_features runs: each slice on its own
+
     def __init__(self, cfg: DAMFFConfig):
         super().__init__()
         self.config = cfg

@@ -67,7 +67,7 @@ def task_gradient(model: nn.Module, task: Task, adaptation: AdaptConfig | None, 
             loss = model.loss(run(model, weights, mel, glob), va).total
             targets = [p for _, p in params] if not first_order else [adapted[name] for name, _ in params]
     if not torch.isfinite(loss):
-        raise NonFiniteLoss(f"the query loss of listener {task.listener}'s task is {float(loss)}")
+        raise NonFiniteLoss(f"the query loss of listener {task.listener}'s task is {float(loss.detach())}")
     grads = torch.autograd.grad(loss, targets, allow_unused=True)
     stats.loss = float(loss.detach())
     return [torch.zeros_like(p) if g is None else g.detach() for g, (_, p) in zip(grads, params)], stats
