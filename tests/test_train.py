@@ -182,6 +182,29 @@ def test_meta_gradient_leaves_the_model_alone_and_second_order_differs(dataset, 
     assert stats.inner_last < stats.inner_first  # the inner loop lowers the support loss
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runs on the lent GPU machine)")
+def test_meta_gradient_on_cuda_matches_cpu():
+    """First-order MAML through cuDNN, and second-order without it, give the CPU's gradients."""
+    from pdmer.model.adapt import AdaptConfig
+    from pdmer.model.registry import build_model
+    from pdmer.train.data import Example, Task
+    from pdmer.train.steps import task_gradient
+
+    torch.manual_seed(0)
+    model = build_model("dsaml", "small", global_dim=200, dropout=0.0)
+    make = lambda *shape: torch.randn(*shape)  # noqa: E731
+    support = Example("s", "L", make(12, 51, 128), make(12, 200), torch.rand(12, 2) - 0.5)
+    task = Task("L", [support], (make(2, 12, 51, 128), make(2, 12, 200), torch.rand(2, 12, 2) - 0.5))
+    adaptation = AdaptConfig(steps=2, lr=0.05, window=12)
+    for first_order in (True, False):
+        on_cpu, _ = task_gradient(model, task, adaptation, first_order=first_order, device=torch.device("cpu"))
+        model.cuda()
+        on_gpu, _ = task_gradient(model, task, adaptation, first_order=first_order, device=torch.device("cuda"))
+        model.cpu()
+        for a, b in zip(on_cpu, on_gpu):
+            torch.testing.assert_close(a, b.cpu(), atol=2e-3, rtol=2e-2)
+
+
 # -- runs, resume, failures -------------------------------------------------------------------------------------
 def test_interrupted_run_resumes_exactly(dataset, cache, tmp_path, monkeypatch):
     straight = Run(small_config(dataset, cache), tmp_path / "straight", resume=False, report=lambda _: None)
@@ -276,6 +299,12 @@ def test_two_gloo_processes_match_one(dataset, cache, tmp_path):
                           env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     one, two = weights_of(single / MODEL), weights_of(double / MODEL)
+    from pdmer.model.registry import build_model
+
+    torch.manual_seed(0)  # the run's seed: its initial weights
+    initial = build_model("dsaml", "small", global_dim=200).state_dict()
+    moved = max(float((one[name] - initial[name]).abs().max()) for name in one if "running" not in name)
+    assert moved > 1e-3  # the step did something to compare
     for name, value in one.items():
         if value.is_floating_point() and "running" not in name:  # BN statistics: averaged over processes
             assert torch.allclose(value, two[name], atol=1e-5, rtol=0), name

@@ -168,7 +168,7 @@ PRESETS: dict[str, DAMFFConfig] = {
     # The paper's one stated width (64 channels into SCAM, §3.2.1), other widths doubled to match; for the
     # 1024-d ImageBind pipeline (the global feature is still ignored).
     "paper": DAMFFConfig(global_dim=1024, channels1=16, channels2=32, channels3=64),
-    # The embedded default for the small offline pipeline (musicnn, 200-d): half the widths, ~4x cheaper.
+    # The embedded default for the small offline pipeline (musicnn, 200-d): half the widths, ~5x less compute.
     "small": DAMFFConfig(global_dim=200),
 }
 

@@ -12,6 +12,7 @@ sums, and the caller divides by the meta-batch size.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -52,7 +53,10 @@ def task_gradient(model: nn.Module, task: Task, adaptation: AdaptConfig | None, 
     stats = StepStats(count=1)
     to_device = lambda tensors: tuple(t.to(device) for t in tensors)  # noqa: E731
     mel, glob, va = to_device(task.query)
-    with mode(model, True):
+    # cuDNN's LSTM has no double backward: second-order MAML on CUDA uses PyTorch's own LSTM kernels instead.
+    second_order_on_cuda = not first_order and adaptation is not None and device.type == "cuda"
+    plain_kernels = torch.backends.cudnn.flags(enabled=False) if second_order_on_cuda else contextlib.nullcontext()
+    with mode(model, True), plain_kernels:
         if adaptation is None:
             loss = model.loss(model(mel, glob), va).total
             targets = [p for _, p in params]
