@@ -144,8 +144,10 @@ def main() -> None:
             seconds[name].append(took)
             print(f"seed {seed} {name}: trained ({took:.0f} s)", flush=True)
         report_path = args.runs / f"eval-seed{seed}.json"
-        pdmer("eval", *map(str, models.values()), "--data", str(args.data), "--split", "test", "--task", "pdmer",
-              "--cache", str(args.cache), "--json", str(report_path))
+        newest_model = max(m.stat().st_mtime for m in models.values())
+        if not report_path.is_file() or report_path.stat().st_mtime < newest_model:
+            pdmer("eval", *map(str, models.values()), "--data", str(args.data), "--split", "test", "--task", "pdmer",
+                  "--cache", str(args.cache), "--json", str(report_path))
         for name, report in zip(names, json.loads(report_path.read_text())):
             rows[name].append(listener_mean(report))
             losses[name].append(adaptation_losses(models[name], args))

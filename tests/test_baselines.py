@@ -145,7 +145,8 @@ def test_crnn_loss_is_the_summed_mse_of_both_dimensions():
     g = torch.Generator().manual_seed(4)
     pred, target = torch.rand(3, 5, 2, generator=g), torch.rand(3, 5, 2, generator=g)
     parts = model.loss(DSAMLOutput(va=pred, attn_local=None, attn_global=None), target)
-    torch.testing.assert_close(parts.total, ((pred - target) ** 2)[..., 0].mean() + ((pred - target) ** 2)[..., 1].mean())
+    squared = (pred - target) ** 2
+    torch.testing.assert_close(parts.total, squared[..., 0].mean() + squared[..., 1].mean())
 
 
 @pytest.mark.parametrize("config_cls", [DAMFFConfig, CRNNConfig])

@@ -161,7 +161,7 @@ def test_cli_eval_checkpoint(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        ([], "give a CHECKPOINT or --baseline"),
+        ([], "give CHECKPOINTS or --baseline"),
         (["--baseline", "training-mean"], "pass --train-split"),
         (["--baseline", "training-mean", "--train-split", "train", "--split", "nope"], "has no split 'nope'"),
         (["missing.safetensors"], "does not exist"),

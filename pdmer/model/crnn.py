@@ -178,4 +178,4 @@ class CRNN(nn.Module):
         scores = va_scores(output.va, target_va)  # also checks that the shapes are [B, T, 2] and equal
         squared = (output.va - target_va.to(output.va)) ** 2  # (B, T, 2)
         total = squared.mean(dim=(0, 1)).sum()
-        return LossParts(total=total, score=agreement_score(scores), attention=torch.zeros(()), scores=scores)
+        return LossParts(total=total, score=agreement_score(scores), attention=output.va.new_zeros(()), scores=scores)

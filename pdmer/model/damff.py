@@ -320,4 +320,4 @@ class DAMFF(nn.Module):
         """§4.3: (1 - CCC) of arousal + RMSE of valence, each per sequence then averaged over the batch."""
         scores = va_scores(output.va, target_va)
         total = (1 - scores["arousal_ccc"]) + scores["valence_rmse"]
-        return LossParts(total=total, score=agreement_score(scores), attention=torch.zeros(()), scores=scores)
+        return LossParts(total=total, score=agreement_score(scores), attention=output.va.new_zeros(()), scores=scores)
