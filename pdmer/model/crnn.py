@@ -28,12 +28,7 @@ from torch import nn
 
 from pdmer.errors import InputError
 from pdmer.metrics import va_scores
-from pdmer.model.damff import (
-    agreement_score,
-    check_baseline_inputs,
-    config_from_dict,
-    config_preset,
-)
+from pdmer.model.damff import agreement_score, check_mel, config_from_dict, config_preset, step_features
 from pdmer.model.dsaml import DSAMLOutput
 from pdmer.model.loss import LossParts
 
@@ -146,12 +141,7 @@ class CRNN(nn.Module):
 
     def local_features(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, T, 51, 128) log-mel slices -> (B, T, feature_dim): each slice's features depend on that slice only."""
-        cfg = self.config
-        if mel is None or mel.ndim != 4 or tuple(mel.shape[2:]) != (cfg.mel_frames, cfg.n_mels) or mel.shape[1] == 0:
-            raise InputError(
-                f"mel must be [batch, steps >= 1, {cfg.mel_frames}, {cfg.n_mels}], "
-                f"got {None if mel is None else tuple(mel.shape)}"
-            )
+        check_mel(mel, self.config.mel_frames, self.config.n_mels)
         return self.adapter(mel)
 
     def forward(
@@ -164,11 +154,7 @@ class CRNN(nn.Module):
     ) -> DSAMLOutput:
         """mel (B, T, 51, 128) or None when ``local`` (B, T, feature_dim) is given; global_feat (B, G) or (B, T, G),
         ignored. -> DSAMLOutput with va (B, T, 2) as (valence, arousal) and no attention maps."""
-        cfg = self.config
-        check_baseline_inputs(
-            mel, global_feat, local, mel_frames=cfg.mel_frames, n_mels=cfg.n_mels, local_dim=self.adapter.out_dim
-        )
-        features = self.local_features(mel) if local is None else local  # (B, T, feature_dim)
+        features = step_features(self, mel, global_feat, local)  # (B, T, feature_dim)
         va = torch.cat([self.valence(features), self.arousal(features)], dim=-1)  # (B, T, 2)
         return DSAMLOutput(va=va, attn_local=None, attn_global=None)
 

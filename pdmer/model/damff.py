@@ -50,6 +50,22 @@ def config_from_dict(cls, values: dict):
     return cls(**values)
 
 
+def check_mel(mel: torch.Tensor | None, mel_frames: int, n_mels: int) -> None:
+    if mel is None or mel.ndim != 4 or tuple(mel.shape[2:]) != (mel_frames, n_mels) or mel.shape[1] == 0:
+        raise InputError(
+            f"mel must be [batch, steps >= 1, {mel_frames}, {n_mels}], got {None if mel is None else tuple(mel.shape)}"
+        )
+
+
+def step_features(model: nn.Module, mel, global_feat, local) -> torch.Tensor:
+    """A baseline's forward prologue: check the inputs, then its per-step features (B, T, F), given or computed."""
+    cfg = model.config
+    check_baseline_inputs(
+        mel, global_feat, local, mel_frames=cfg.mel_frames, n_mels=cfg.n_mels, local_dim=model.adapter.out_dim
+    )
+    return model.local_features(mel) if local is None else local
+
+
 def check_baseline_inputs(
     mel: torch.Tensor | None,
     global_feat: torch.Tensor,
@@ -68,11 +84,7 @@ def check_baseline_inputs(
             )
         batch, steps = local.shape[:2]
     else:
-        if mel is None or mel.ndim != 4 or tuple(mel.shape[2:]) != (mel_frames, n_mels) or mel.shape[1] == 0:
-            raise InputError(
-                f"mel must be [batch, steps >= 1, {mel_frames}, {n_mels}], "
-                f"got {None if mel is None else tuple(mel.shape)}"
-            )
+        check_mel(mel, mel_frames, n_mels)
         batch, steps = mel.shape[:2]
     if not isinstance(global_feat, torch.Tensor) or global_feat.ndim not in (2, 3) or global_feat.shape[0] != batch:
         shape = tuple(global_feat.shape) if isinstance(global_feat, torch.Tensor) else type(global_feat).__name__
@@ -287,12 +299,7 @@ class DAMFF(nn.Module):
 
     def local_features(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, T, 51, 128) log-mel slices -> (B, T, feature_dim): each slice's features depend on that slice only."""
-        cfg = self.config
-        if mel is None or mel.ndim != 4 or tuple(mel.shape[2:]) != (cfg.mel_frames, cfg.n_mels) or mel.shape[1] == 0:
-            raise InputError(
-                f"mel must be [batch, steps >= 1, {cfg.mel_frames}, {cfg.n_mels}], "
-                f"got {None if mel is None else tuple(mel.shape)}"
-            )
+        check_mel(mel, self.config.mel_frames, self.config.n_mels)
         if self.training and mel.shape[0] * mel.shape[1] < 2:
             # The attention's batch norms see one value per channel and slice (after pooling to 1x1).
             raise InputError("DAMFF in training mode needs at least 2 slices per batch (batch * steps >= 2)")
@@ -308,11 +315,7 @@ class DAMFF(nn.Module):
     ) -> DSAMLOutput:
         """mel (B, T, 51, 128) or None when ``local`` (B, T, feature_dim) is given; global_feat (B, G) or (B, T, G),
         ignored. -> DSAMLOutput with va (B, T, 2) as (valence, arousal) and no attention maps."""
-        cfg = self.config
-        check_baseline_inputs(
-            mel, global_feat, local, mel_frames=cfg.mel_frames, n_mels=cfg.n_mels, local_dim=self.adapter.out_dim
-        )
-        features = self.local_features(mel) if local is None else local  # (B, T, feature_dim)
+        features = step_features(self, mel, global_feat, local)  # (B, T, feature_dim)
         hidden, _ = self.lstm(features)  # (B, T, 2 * lstm_hidden)
         return DSAMLOutput(va=self.out(self.dropout(hidden)), attn_local=None, attn_global=None)
 
