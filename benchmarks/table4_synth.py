@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pdmer.model.checkpoint import read_metadata
+
 # Shared by every condition: sizes that fit a few minutes of 2 CPU cores. The paper's numbers (16 inner steps,
 # 16 tasks x 15 query songs, Adam 5e-5, 2000 steps) would take days here.
 BASE = """
@@ -74,10 +76,7 @@ def pdmer(*args: str) -> subprocess.CompletedProcess:
 def train(name: str, seed: int, args, base: Path) -> tuple[Path, float]:
     out = args.runs / f"{name}-seed{seed}"
     model = out / "model.safetensors"
-    if model.is_file() and json.loads(subprocess.run(
-            [sys.executable, "-c", f"from pdmer.model.checkpoint import read_metadata as r; "
-                                   f"import json; print(json.dumps(r('{model}')))"],
-            check=True, capture_output=True, text=True).stdout)["step"] == str(args.steps):
+    if model.is_file() and read_metadata(model)["step"] == str(args.steps):
         return model, float("nan")
     started = time.perf_counter()
     common = ["--config", str(base), "--data", str(args.data), "--cache", str(args.cache), "--seed", str(seed),

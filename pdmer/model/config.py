@@ -9,12 +9,40 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from pdmer.errors import InputError
 
 
+class PresetConfig:
+    """Named presets and dict round trips for the frozen config dataclasses of every architecture (DSAML, DAMFF,
+    CRNN). Each class sets ``PRESETS`` once its presets are defined."""
+
+    PRESETS: ClassVar[dict]
+
+    @classmethod
+    def preset(cls, name: str, **overrides):
+        """A named preset, optionally with fields overridden: ``ModelConfig.preset("small", global_dim=200)``."""
+        if name not in cls.PRESETS:
+            raise InputError(
+                f"unknown preset {name!r} for {cls.__name__}; choose one of {', '.join(sorted(cls.PRESETS))}"
+            )
+        return dataclasses.replace(cls.PRESETS[name], name=name, **overrides)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"unknown model config keys {unknown} for {cls.__name__}; this pdmer knows {sorted(known)}")
+        return cls(**values)
+
+
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(PresetConfig):
     # Input: one log-mel slice per 0.5 s step (DESIGN.md §2): 51 frames x 128 mel bands.
     mel_frames: int = 51
     n_mels: int = 128
@@ -62,24 +90,6 @@ class ModelConfig:
     def head_dim(self) -> int:
         return self.hidden_dim // self.num_heads
 
-    @staticmethod
-    def preset(name: str, **overrides) -> "ModelConfig":
-        """A named preset, optionally with fields overridden: ``ModelConfig.preset("small", global_dim=200)``."""
-        if name not in PRESETS:
-            raise InputError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
-        return dataclasses.replace(PRESETS[name], name=name, **overrides)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"unknown model config keys {unknown}; this pdmer knows {sorted(known)}")
-        return cls(**values)
-
 
 PRESETS: dict[str, ModelConfig] = {
     # The paper's model with ImageBind global features: ~29.7 M trainable parameters, as the authors' model.
@@ -94,3 +104,4 @@ PRESETS: dict[str, ModelConfig] = {
         global_dim=200, hidden_dim=256, num_heads=8, ffn_dim=512, lstm_hidden=64, head_hidden=64
     ),
 }
+ModelConfig.PRESETS = PRESETS

@@ -28,13 +28,14 @@ from torch import nn
 
 from pdmer.errors import InputError
 from pdmer.metrics import va_scores
-from pdmer.model.damff import agreement_score, check_mel, config_from_dict, config_preset, step_features
+from pdmer.model.config import PresetConfig
+from pdmer.model.damff import agreement_score, check_mel, step_features
 from pdmer.model.dsaml import DSAMLOutput
 from pdmer.model.loss import LossParts
 
 
 @dataclass(frozen=True)
-class CRNNConfig:
+class CRNNConfig(PresetConfig):
     # Input: one log-mel slice per 0.5 s step, [frames, mel bands] as everywhere in pdmer.
     mel_frames: int = 51
     n_mels: int = 128
@@ -64,18 +65,6 @@ class CRNNConfig:
         """Per-step feature: conv channels x pooled bands."""
         return self.conv_channels * (self.n_mels // self.freq_pool)
 
-    @staticmethod
-    def preset(name: str, **overrides) -> CRNNConfig:
-        """A named preset, optionally with fields overridden: ``CRNNConfig.preset("small", rnn_hidden=16)``."""
-        return config_preset(CRNNConfig, PRESETS, name, overrides)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> CRNNConfig:
-        return config_from_dict(cls, values)
-
 
 PRESETS: dict[str, CRNNConfig] = {
     # Same sizes (the paper gives none that we could find); for the 1024-d ImageBind pipeline, whose global
@@ -84,6 +73,7 @@ PRESETS: dict[str, CRNNConfig] = {
     # The embedded default for the small offline pipeline (musicnn, 200-d).
     "small": CRNNConfig(global_dim=200),
 }
+CRNNConfig.PRESETS = PRESETS
 
 
 class ConvFrontEnd(nn.Module):

@@ -29,25 +29,12 @@ from torch import nn
 
 from pdmer.errors import InputError
 from pdmer.metrics import va_scores
+from pdmer.model.config import PresetConfig
 from pdmer.model.dsaml import DSAMLOutput
 from pdmer.model.loss import LossParts
 
 # ---------------------------------------------------------------------------------------------------------------
 # Helpers shared by the baselines (pdmer.model.crnn imports them).
-
-
-def config_preset(cls, presets: dict, name: str, overrides: dict):
-    if name not in presets:
-        raise InputError(f"unknown {cls.__name__} preset {name!r}; choose one of {', '.join(sorted(presets))}")
-    return dataclasses.replace(presets[name], name=name, **overrides)
-
-
-def config_from_dict(cls, values: dict):
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise InputError(f"unknown {cls.__name__} keys {unknown}; this pdmer knows {sorted(known)}")
-    return cls(**values)
 
 
 def check_mel(mel: torch.Tensor | None, mel_frames: int, n_mels: int) -> None:
@@ -109,7 +96,7 @@ def _same_padding(kernel: tuple[int, int]) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class DAMFFConfig:
+class DAMFFConfig(PresetConfig):
     # Input: one log-mel slice per 0.5 s step, [frames, mel bands] as everywhere in pdmer.
     mel_frames: int = 51
     n_mels: int = 128
@@ -163,18 +150,6 @@ class DAMFFConfig:
         width = self.n_mels // self.pool1_freq // self.pool_freq // self.pool_freq
         return height, width
 
-    @staticmethod
-    def preset(name: str, **overrides) -> DAMFFConfig:
-        """A named preset, optionally with fields overridden: ``DAMFFConfig.preset("small", dropout=0.3)``."""
-        return config_preset(DAMFFConfig, PRESETS, name, overrides)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> DAMFFConfig:
-        return config_from_dict(cls, values)
-
 
 PRESETS: dict[str, DAMFFConfig] = {
     # The paper's one stated width (64 channels into SCAM, §3.2.1), other widths doubled to match; for the
@@ -183,6 +158,7 @@ PRESETS: dict[str, DAMFFConfig] = {
     # The embedded default for the small offline pipeline (musicnn, 200-d): half the widths, ~5x less compute.
     "small": DAMFFConfig(global_dim=200),
 }
+DAMFFConfig.PRESETS = PRESETS
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -54,11 +54,11 @@ def examples(split: CurveSet, curves: list[Curve], cache: FeatureCache,
              progress: Callable[[str], None] | None = None) -> list[Example]:
     """Features for each curve (computed once per song and cached on disk)."""
     split.require_audio()
-    out, songs = [], {}
+    out, songs, total = [], {}, len({c.song for c in curves})
     for curve in curves:
         if curve.song not in songs:
             songs[curve.song] = cache.song(split.songs[curve.song].audio)
-            progress and progress(f"features {len(songs)}/{len({c.song for c in curves})}")
+            progress and progress(f"features {len(songs)}/{total}")
         mel, glob, va = songs[curve.song].for_curve(curve)
         out.append(Example(curve.song, curve.listener, mel, glob, va))
     return out

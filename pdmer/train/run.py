@@ -126,11 +126,11 @@ class Run:
         torch.manual_seed(self.cfg.seed)
         self.model = build_model(self.cfg.model, self.cfg.preset, global_dim=self.encoder.dim,
                                  **self.cfg.ablations()).to(self.device)
-        params = [p for _, p in trainable(self.model)]
+        self.params = [p for _, p in trainable(self.model)]  # in the order the step gradients come in
         if self.cfg.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=self.cfg.lr)
+            self.optimizer = torch.optim.Adam(self.params, lr=self.cfg.lr)
         else:
-            self.optimizer = torch.optim.SGD(params, lr=self.cfg.lr)
+            self.optimizer = torch.optim.SGD(self.params, lr=self.cfg.lr)
 
     def restore(self) -> None:
         state = torch.load(self.out / STATE, map_location=self.device, weights_only=True)
@@ -189,7 +189,7 @@ class Run:
                 device=self.device, seed_of=lambda index: train_data.task_seed(cfg.seed, step, index))
             failed = 0.0
         except NonFiniteLoss as error:
-            grads, stats, failed = [torch.zeros_like(p) for _, p in trainable(self.model)], StepStats(), 1.0
+            grads, stats, failed = [torch.zeros_like(p) for p in self.params], StepStats(), 1.0
             self.report(f"step {step}: {error}")
         self.group.sum_(grads)
         loss, first, last, count, failed = self.group.sum_floats(
@@ -199,10 +199,10 @@ class Run:
             raise TrainingError(f"the loss or its gradient became NaN/inf at step {step}; {saved}. Lower the "
                                 f"learning rate (lr = {cfg.lr}, inner_lr = {cfg.inner_lr}) or set grad_clip, then "
                                 f"resume with pdmer train --resume {self.out}")
-        for (_, p), grad in zip(trainable(self.model), grads):
+        for p, grad in zip(self.params, grads):
             p.grad = grad / len(tasks)
         if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_([p for _, p in trainable(self.model)], cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.group.average_buffers(self.model)
