@@ -288,9 +288,11 @@ def data_command(folder, data_format, raters, audio_dir, scale, features, cache_
 
 
 def _register_commands() -> None:
+    from pdmer.export.command import export, predict
     from pdmer.train.command import train
 
-    main.add_command(train)
+    for command in (train, export, predict):
+        main.add_command(command)
 
 
 _register_commands()

@@ -81,6 +81,21 @@ class SongFeatures:
         return self.log_mel[rows], self.global_feat[rows], torch.from_numpy(curve.va[:count].copy())
 
 
+def global_vectors(encoder: GlobalEncoder, windows: GlobalWindows, waveform, rate: int, steps: int,
+                   progress=None) -> torch.Tensor:
+    """[steps, G]: each distinct window embedded once, then spread over the steps that use it.
+    ``progress(done, total)`` is called after each encoder pass (the slow part on long songs)."""
+    duration = len(waveform) / rate
+    spans = [windows.window(step, duration) for step in range(steps)]
+    distinct = list(dict.fromkeys(spans))
+    vectors = {}
+    for done, span in enumerate(distinct):
+        vectors[span] = encoder.embed(waveform, rate, window=span)
+        if progress:
+            progress(done + 1, len(distinct))
+    return torch.stack([vectors[span] for span in spans]).float()
+
+
 def stable_hash(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -132,11 +147,7 @@ class FeatureCache:
         return SongFeatures(tensors["log_mel"], tensors["global"])
 
     def global_features(self, waveform, rate: int, steps: int) -> torch.Tensor:
-        """[steps, G]: each distinct window embedded once, then spread over the steps that use it."""
-        duration = len(waveform) / rate
-        windows = [self.windows.window(step, duration) for step in range(steps)]
-        vectors = {w: self.encoder.embed(waveform, rate, window=w) for w in dict.fromkeys(windows)}
-        return torch.stack([vectors[w] for w in windows]).float()
+        return global_vectors(self.encoder, self.windows, waveform, rate, steps)
 
     @staticmethod
     def read(path: Path) -> torch.Tensor | None:

@@ -70,3 +70,21 @@ def read_metadata(path: str | Path) -> dict[str, str]:
             return dict(file.metadata() or {})
     except (SafetensorError, OSError) as error:
         raise CheckpointError(f"cannot read {path} as a safetensors checkpoint: {error}") from None
+
+
+# What a deployed model needs besides its weights, as recorded by training (metadata keys, JSON values).
+DEPLOYMENT_KEYS = ("global_encoder", "global_windows", "adaptation")
+DEFAULT_GLOBAL_ENCODER = {"name": "musicnn", "options": {}}  # checkpoints written before training recorded it
+
+
+def deployment_metadata(path: str | Path) -> dict[str, str]:
+    """The checkpoint's global encoder and windows (defaults where it predates them) and adaptation, if recorded."""
+    import dataclasses
+
+    from pdmer.data.features import GlobalWindows
+
+    metadata = read_metadata(path)
+    context = {key: metadata[key] for key in DEPLOYMENT_KEYS if key in metadata}
+    context.setdefault("global_encoder", json.dumps(DEFAULT_GLOBAL_ENCODER))
+    context.setdefault("global_windows", json.dumps(dataclasses.asdict(GlobalWindows())))
+    return context

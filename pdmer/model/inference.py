@@ -55,19 +55,27 @@ def predict_song(
         # The adapter sees one slice at a time (eval-mode batch norm), so each slice's local feature is computed
         # once for the song, not once per window: ~60x less of the model's most expensive part.
         local = local_features(model, weights, mel[None])[0]
-        ends = [window_ends(steps, windows.window, hop) for hop in windows.hops]
-        needed = sorted(set(torch.cat(ends).tolist()))
         outputs = {}
-        for i in range(0, len(needed), windows.batch):
-            chunk = needed[i : i + windows.batch]
+        for chunk in window_batches(steps, windows):
             starts = [end - windows.window + 1 for end in chunk]
             batch_local = torch.stack([local[s : s + windows.window] for s in starts])
             batch_global = torch.stack([global_feat[s : s + windows.window] for s in starts])
             for end, va in zip(chunk, forward(None, batch_global, local=batch_local)):
                 outputs[end] = va
-        result = torch.empty(steps, 2)
-        for column, column_ends in enumerate(ends):
-            for step, end in enumerate(column_ends.tolist()):
-                # the window ending at `end` starts at end - window + 1; the step's row within it:
-                result[step, column] = outputs[end][step - (end - windows.window + 1), column]
-        return result
+        return assemble(steps, windows, outputs)
+
+
+def window_batches(steps: int, windows: SlidingWindows) -> list[list[int]]:
+    """The last steps of the windows a song of ``steps`` (> window) needs, in batches of ``windows.batch``."""
+    needed = sorted(set(torch.cat([window_ends(steps, windows.window, hop) for hop in windows.hops]).tolist()))
+    return [needed[i : i + windows.batch] for i in range(0, len(needed), windows.batch)]
+
+
+def assemble(steps: int, windows: SlidingWindows, outputs: dict) -> torch.Tensor:
+    """[steps, 2]: each dimension's step read from the window its hop assigns it (``outputs``: end -> [window, 2])."""
+    result = torch.empty(steps, 2)
+    for column, hop in enumerate(windows.hops):
+        for step, end in enumerate(window_ends(steps, windows.window, hop).tolist()):
+            # the window ending at `end` starts at end - window + 1; the step's row within it:
+            result[step, column] = torch.as_tensor(outputs[end])[step - (end - windows.window + 1), column]
+    return result

@@ -12,6 +12,7 @@ FLAG_SETTINGS = {
     "mode": click.Choice(["dmer", "pdmer"]),
     "model": click.Choice(["dsaml", "damff", "crnn"]),
     "preset": str,
+    "init": click.Path(dir_okay=False),
     "data": click.Path(file_okay=False),
     "format": click.Choice(["deam", "pmemo", "plain"]),
     "train_split": str,

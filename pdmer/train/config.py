@@ -35,6 +35,7 @@ class TrainConfig:
     seed: int = 0
     steps: int = 2000  # outer (meta) steps, or optimizer steps in dmer mode; authors' --num_epochs
     device: str = "auto"
+    init: str = ""  # a pdmer model checkpoint to start from (e.g. a dmer run's model.safetensors); "" = random
     # [data]
     data: str = ""
     format: str = ""  # "" = detected
@@ -150,7 +151,7 @@ class TrainConfig:
 
 
 SECTIONS = {
-    "run": ("mode", "model", "preset", "seed", "steps", "device"),
+    "run": ("mode", "model", "preset", "seed", "steps", "device", "init"),
     "data": ("data", "format", "raters", "train_split", "val_split", "encoder", "imagebind", "cache", "window"),
     "optim": ("optimizer", "lr", "batch_size", "grad_clip"),
     "meta": ("tasks", "maml", "tasks_per_step", "support", "query", "inner_steps", "inner_lr", "first_order",

@@ -126,11 +126,30 @@ class Run:
         torch.manual_seed(self.cfg.seed)
         self.model = build_model(self.cfg.model, self.cfg.preset, global_dim=self.encoder.dim,
                                  **self.cfg.ablations()).to(self.device)
+        if self.cfg.init:
+            self.start_from(Path(self.cfg.init))
         self.params = [p for _, p in trainable(self.model)]  # in the order the step gradients come in
         if self.cfg.optimizer == "adam":
             self.optimizer = torch.optim.Adam(self.params, lr=self.cfg.lr)
         else:
             self.optimizer = torch.optim.SGD(self.params, lr=self.cfg.lr)
+
+    def start_from(self, path: Path) -> None:
+        """Load the weights of ``init`` (a checkpoint of the same architecture, config and global encoder)."""
+        from pdmer.model.checkpoint import load_model, read_metadata
+        from pdmer.model.registry import architecture_of
+
+        start = load_model(path)
+        architecture = architecture_of(start)
+        encoder = json.loads(read_metadata(path).get("global_encoder", "{}")).get("name", self.encoder.name)
+        if architecture != self.cfg.model or start.config != self.model.config:
+            raise InputError(f"init {path} is a {architecture} with another config than this run's "
+                             f"{self.cfg.model} (preset {self.cfg.preset}, ablations {self.cfg.ablations()}): "
+                             "start from a checkpoint trained with the same model settings")
+        if encoder != self.encoder.name:
+            raise InputError(f"init {path} was trained on {encoder} features, this run uses {self.encoder.name}: "
+                             "start from a checkpoint with the same global encoder")
+        self.model.load_state_dict(start.state_dict())
 
     def restore(self) -> None:
         state = torch.load(self.out / STATE, map_location=self.device, weights_only=True)

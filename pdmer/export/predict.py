@@ -1,0 +1,128 @@
+"""Offline prediction of a whole song on the ONNX runtime: ``pdmer predict``.
+
+The song is cut into 0.5 s log-mel slices; each step's global vector comes from the windows the model was trained
+with (recorded in the checkpoint; by default the trailing 30 s, refreshed every 2.5 s: what the live stream sees,
+so an offline curve is what the stream would have sent, not a look-ahead one). Windows of 60 steps slide over the
+song as in evaluation (:mod:`pdmer.model.inference`): valence from the window ending at each step, arousal from
+windows every 2.5 s.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pdmer.data.curves import STEP_SECONDS
+from pdmer.errors import InputError
+from pdmer.export.runtime import OnnxModel
+from pdmer.model.inference import SlidingWindows, assemble, window_batches
+
+Progress = Callable[[int, int], None]  # (done, total)
+MIN_SECONDS = STEP_SECONDS  # one whole 0.5 s slice: the model's smallest input
+
+
+@dataclass
+class Deployed:
+    """An exported model and what feeds it: the global encoder and windows recorded with it."""
+
+    onnx: OnnxModel
+    encoder: object  # pdmer.model.encoders.GlobalEncoder
+    windows: object  # pdmer.data.features.GlobalWindows
+    name: str
+
+
+def load_deployed(path: str | Path, *, device: str = "auto", imagebind: str | None = None,
+                  threads: int | None = None) -> Deployed:
+    """A model from a .onnx export, or from a .safetensors checkpoint exported (and checked) in memory."""
+    from pdmer.data.features import GlobalWindows
+    from pdmer.export.graph import to_onnx
+    from pdmer.model.checkpoint import deployment_metadata, load_model
+    from pdmer.model.encoders import load_global_encoder
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"model {path} does not exist (give a .safetensors checkpoint or a .onnx export)")
+    if path.suffix == ".onnx":
+        onnx = OnnxModel(path, device=device, threads=threads)
+    else:
+        source = to_onnx(load_model(path), context=deployment_metadata(path))
+        onnx = OnnxModel(source, device=device, threads=threads)
+    spec = onnx.json_field("global_encoder")
+    if spec is None:
+        raise InputError(f"{path} does not record its global encoder: export it again with pdmer export")
+    encoder_device = "cuda" if onnx.device == "cuda" else "cpu"
+    encoder = load_global_encoder(spec["name"], imagebind_checkpoint=imagebind, device=encoder_device,
+                                  **spec["options"])
+    if encoder.dim != onnx.global_dim:
+        raise InputError(f"{path} expects {onnx.global_dim}-d global vectors; its {encoder.name} encoder gives "
+                         f"{encoder.dim}-d: export it again from its checkpoint")
+    windows = GlobalWindows(**onnx.json_field("global_windows", {}))
+    return Deployed(onnx, encoder, windows, path.stem)
+
+
+def song_features(deployed: Deployed, audio: str | Path, *, progress: Progress | None = None):
+    """(log-mel [T, F, M], global [T, G], samples, rate) of an audio file, T = whole 0.5 s slices."""
+    from pdmer.audio import load_audio
+    from pdmer.data.features import global_vectors
+    from pdmer.model.preprocess import LogMelSlicer, MelConfig
+
+    waveform, rate = load_audio(audio)
+    seconds = len(waveform) / rate
+    if seconds < MIN_SECONDS:
+        raise InputError(f"{audio} is {seconds:.2f} s long; pdmer needs at least {MIN_SECONDS} s of audio "
+                         "(one 0.5 s step)")
+    mel = LogMelSlicer(MelConfig())(waveform, rate)
+    global_feat = global_vectors(deployed.encoder, deployed.windows, waveform, rate, len(mel), progress)
+    return mel, global_feat, waveform, rate
+
+
+def predict_onnx(onnx: OnnxModel, mel, global_feat, *, windows: SlidingWindows = SlidingWindows()) -> np.ndarray:
+    """V-A [T, 2] for one song's log-mel [T, F, M] and per-step global vectors [T, G]; the same windows and the
+    same steps as :func:`pdmer.model.inference.predict_song` on the torch model."""
+    mel, global_feat = np.asarray(mel, np.float32), np.asarray(global_feat, np.float32)
+    steps, size = len(mel), windows.window
+    if steps <= size:
+        return onnx(mel[None], global_feat[None]).va[0]
+    # Each slice's local feature once (the graph returns them), then every window from cached local features.
+    local = np.concatenate([onnx(mel[None, i : i + size], global_feat[None, i : i + size]).local[0]
+                            for i in range(0, steps, size)])
+    outputs = {}
+    for chunk in window_batches(steps, windows):
+        starts = [end - size + 1 for end in chunk]
+        result = onnx(np.stack([mel[end : end + 1] for end in chunk]),
+                      np.stack([global_feat[s : s + size] for s in starts]),
+                      past_local=np.stack([local[s : s + size - 1] for s in starts]))
+        outputs.update(zip(chunk, result.va))
+    return assemble(steps, windows, outputs).numpy()
+
+
+@dataclass
+class SongPrediction:
+    song: str
+    model: str
+    times: np.ndarray  # [T] seconds: the start of each 0.5 s step
+    va: np.ndarray  # [T, 2] (valence, arousal)
+
+    def rows(self):
+        return [(round(float(t), 3), float(v), float(a)) for t, (v, a) in zip(self.times, self.va)]
+
+    def to_json(self) -> str:
+        return json.dumps({"song": self.song, "model": self.model, "step_seconds": STEP_SECONDS,
+                           "columns": ["time_s", "valence", "arousal"], "rows": self.rows()})
+
+    def to_csv(self) -> str:
+        lines = ["time_s,valence,arousal"]
+        lines += [f"{t:.1f},{v:.6f},{a:.6f}" for t, v, a in self.rows()]
+        return "\n".join(lines) + "\n"
+
+
+def predict_file(deployed: Deployed, audio: str | Path, *, progress: Progress | None = None):
+    """(SongPrediction, waveform, rate) of an audio file."""
+    mel, global_feat, waveform, rate = song_features(deployed, audio, progress=progress)
+    va = predict_onnx(deployed.onnx, mel.numpy(), global_feat.numpy())
+    times = np.arange(len(va)) * STEP_SECONDS
+    return SongPrediction(Path(audio).name, deployed.name, times, va), waveform, rate
