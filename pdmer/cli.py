@@ -289,9 +289,10 @@ def data_command(folder, data_format, raters, audio_dir, scale, features, cache_
 
 def _register_commands() -> None:
     from pdmer.export.command import export, predict
+    from pdmer.profiles.command import profile
     from pdmer.train.command import train
 
-    for command in (train, export, predict):
+    for command in (train, export, predict, profile):
         main.add_command(command)
 
 

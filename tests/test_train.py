@@ -255,6 +255,22 @@ def test_nan_loss_stops_with_the_last_good_checkpoint_kept(dataset, cache, tmp_p
     assert torch.load(tmp_path / "nan" / STATE, weights_only=True)["step"] == 2
 
 
+def test_init_starts_from_a_checkpoint_of_the_same_model_only(dataset, cache, tmp_path):
+    first = Run(small_config(dataset, cache, mode="dmer", steps=2), tmp_path / "dmer", resume=False,
+                report=lambda _: None)
+    first.train()
+    start = weights_of(tmp_path / "dmer" / MODEL)
+    second = Run(small_config(dataset, cache, seed=5, init=str(tmp_path / "dmer" / MODEL)), tmp_path / "maml",
+                 resume=False, report=lambda _: None)
+    assert_same_weights({k: v.detach() for k, v in second.model.state_dict().items()}, start)
+    with pytest.raises(InputError, match="another config than this run's dsaml.*same model settings"):
+        Run(small_config(dataset, cache, init=str(tmp_path / "dmer" / MODEL), adapter=False), tmp_path / "x",
+            resume=False, report=lambda _: None)
+    with pytest.raises(InputError, match="another config"):
+        Run(small_config(dataset, cache, init=str(tmp_path / "dmer" / MODEL), model="crnn"), tmp_path / "y",
+            resume=False, report=lambda _: None)
+
+
 def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path):
     result = CliRunner().invoke(main, ["train", "--resume", str(tmp_path)])
     assert result.exit_code == 2 and "config file" in result.output

@@ -32,29 +32,30 @@ def _export(checkpoint, output) -> None:
 
 @click.command("predict")
 @click.argument("audio", type=click.Path(dir_okay=False))
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+@click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="A .onnx export (pdmer export) or a .safetensors checkpoint (exported in memory).")
+@click.option("--profile", "profile_name", help="A listener profile (pdmer profile list); checked against --model.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write time_s,valence,arousal rows here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the curve as JSON instead of CSV.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG of the curve over loudness.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="onnxruntime's provider (and the global encoder's device).")
 @click.option("--imagebind", type=click.Path(dir_okay=False), help="imagebind_huge.pth, for ImageBind-based models.")
-def predict(audio, model_path, csv_path, as_json, plot_path, device, imagebind) -> None:
+def predict(audio, model_path, profile_name, csv_path, as_json, plot_path, device, imagebind) -> None:
     """The V-A curve of a whole song, one row per 0.5 s (time_s is the start of each step), on the ONNX runtime.
 
     Global vectors use the windows the model was trained with (by default trailing 30 s: causal, as the live stream),
     and 60-step windows slide over the song as in evaluation. Without --csv or --json the CSV goes to stdout."""
     from pdmer.cli import user_errors
 
-    user_errors(_predict)(audio, model_path, csv_path, as_json, plot_path, device, imagebind)
+    user_errors(_predict)(audio, model_path, profile_name, csv_path, as_json, plot_path, device, imagebind)
 
 
-def _predict(audio, model_path, csv_path, as_json, plot_path, device, imagebind) -> None:
+def _predict(audio, model_path, profile_name, csv_path, as_json, plot_path, device, imagebind) -> None:
     from pdmer.export.predict import load_deployed, predict_file
     from pdmer.fileio import atomic_path
 
-    deployed = load_deployed(model_path, device=device, imagebind=imagebind)
+    deployed = load_deployed(model_path, profile=profile_name, device=device, imagebind=imagebind)
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -76,7 +77,8 @@ def _predict(audio, model_path, csv_path, as_json, plot_path, device, imagebind)
         from pdmer.plot import plot_prediction
 
         plot_prediction(plot_path, prediction, waveform, rate,
-                        title=f"{prediction.song}: valence and arousal ({prediction.model})")
+                        title=f"{prediction.song}: valence and arousal as profile {deployed.profile!r} hears it "
+                              f"({deployed.name})")
         click.echo(f"wrote {plot_path}", err=True)
     if as_json:
         click.echo(prediction.to_json())

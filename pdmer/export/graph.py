@@ -33,6 +33,7 @@ from pdmer import __version__
 from pdmer.errors import PdmerError
 from pdmer.fileio import atomic_path
 from pdmer.model.adapt import Weights
+from pdmer.model.checkpoint import weights_hash
 
 FORMAT = "pdmer.onnx/1"
 OPSET = 17  # LayerNormalization is a single op from 17 on; onnxruntime >= 1.14 runs it
@@ -57,18 +58,6 @@ class SequenceGraph(nn.Module):
     def forward(self, mel: torch.Tensor, past_local: torch.Tensor, global_feat: torch.Tensor):
         local = torch.cat([past_local, self.model.local_features(mel)], dim=1)
         return self.model(None, global_feat, local=local).va, local
-
-
-def weights_hash(model: nn.Module) -> str:
-    """SHA-256 over the names, shapes and bytes of every parameter and buffer: identifies a model's weights."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        array = tensor.detach().cpu().contiguous().numpy()
-        digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
 
 
 def local_dim(model: nn.Module) -> int:

@@ -32,52 +32,81 @@ class Deployed:
     onnx: OnnxModel
     encoder: object  # pdmer.model.encoders.GlobalEncoder
     windows: object  # pdmer.data.features.GlobalWindows
-    name: str
+    name: str  # the base model's file name
+    profile: str = "default"
 
 
-def load_deployed(path: str | Path, *, device: str = "auto", imagebind: str | None = None,
-                  threads: int | None = None) -> Deployed:
-    """A model from a .onnx export, or from a .safetensors checkpoint exported (and checked) in memory."""
+def load_deployed(path: str | Path | None, *, profile: str | None = None, device: str = "auto",
+                  imagebind: str | None = None, threads: int | None = None) -> Deployed:
+    """A model from a .onnx export, or from a .safetensors checkpoint exported (and checked) in memory; with a
+    ``profile``, that listener's adapted export, after checking it was made from this base model."""
     from pdmer.data.features import GlobalWindows
     from pdmer.export.graph import to_onnx
     from pdmer.model.checkpoint import deployment_metadata, load_model
     from pdmer.model.encoders import load_global_encoder
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"model {path} does not exist (give a .safetensors checkpoint or a .onnx export)")
-    if path.suffix == ".onnx":
-        onnx = OnnxModel(path, device=device, threads=threads)
-    else:
-        source = to_onnx(load_model(path), context=deployment_metadata(path))
-        onnx = OnnxModel(source, device=device, threads=threads)
+    chosen = load_profile(profile) if profile else None
+    if path is None and (chosen is None or chosen.folder is None):
+        raise InputError("give --model CHECKPOINT_OR_ONNX (or --profile NAME of a stored profile)")
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"model {path} does not exist (give a .safetensors checkpoint or a .onnx export)")
+        if path.suffix == ".onnx":
+            onnx = OnnxModel(path, device=device, threads=threads)
+        else:
+            onnx = OnnxModel(to_onnx(load_model(path), context=deployment_metadata(path)), device=device,
+                             threads=threads)
+        if chosen is not None:
+            chosen.check_base(onnx.metadata["weights_sha256"], str(path))
+    if chosen is not None and chosen.folder is not None:
+        onnx = OnnxModel(chosen.onnx, device=device, threads=threads)
+    name = path.stem if path is not None else Path(chosen.info["base"]["source"]).stem
     spec = onnx.json_field("global_encoder")
     if spec is None:
-        raise InputError(f"{path} does not record its global encoder: export it again with pdmer export")
+        raise InputError(f"{onnx.source} does not record its global encoder: export it again with pdmer export")
     encoder_device = "cuda" if onnx.device == "cuda" else "cpu"
     encoder = load_global_encoder(spec["name"], imagebind_checkpoint=imagebind, device=encoder_device,
                                   **spec["options"])
     if encoder.dim != onnx.global_dim:
-        raise InputError(f"{path} expects {onnx.global_dim}-d global vectors; its {encoder.name} encoder gives "
+        raise InputError(f"{onnx.source} expects {onnx.global_dim}-d global vectors; its {encoder.name} encoder gives "
                          f"{encoder.dim}-d: export it again from its checkpoint")
     windows = GlobalWindows(**onnx.json_field("global_windows", {}))
-    return Deployed(onnx, encoder, windows, path.stem)
+    return Deployed(onnx, encoder, windows, name, chosen.name if chosen else "default")
 
 
-def song_features(deployed: Deployed, audio: str | Path, *, progress: Progress | None = None):
-    """(log-mel [T, F, M], global [T, G], samples, rate) of an audio file, T = whole 0.5 s slices."""
+def load_profile(name: str):
+    from pdmer.profiles.profile import load
+
+    return load(name)
+
+
+def song_features(encoder, windows, audio: str | Path, *, progress: Progress | None = None):
+    """(log-mel [T, F, M], global [T, G] from ``encoder`` over ``windows``, samples, rate) of an audio file,
+    T = its whole 0.5 s slices."""
+    waveform, rate = read_song(audio)
+    return (*waveform_features(encoder, windows, waveform, rate, progress=progress), waveform, rate)
+
+
+def read_song(audio: str | Path):
+    """(mono samples, rate) of an audio file at least MIN_SECONDS long."""
     from pdmer.audio import load_audio
-    from pdmer.data.features import global_vectors
-    from pdmer.model.preprocess import LogMelSlicer, MelConfig
 
     waveform, rate = load_audio(audio)
     seconds = len(waveform) / rate
     if seconds < MIN_SECONDS:
         raise InputError(f"{audio} is {seconds:.2f} s long; pdmer needs at least {MIN_SECONDS} s of audio "
                          "(one 0.5 s step)")
+    return waveform, rate
+
+
+def waveform_features(encoder, windows, waveform, rate: int, *, progress: Progress | None = None):
+    """(log-mel [T, F, M], global [T, G]) of mono samples."""
+    from pdmer.data.features import global_vectors
+    from pdmer.model.preprocess import LogMelSlicer, MelConfig
+
     mel = LogMelSlicer(MelConfig())(waveform, rate)
-    global_feat = global_vectors(deployed.encoder, deployed.windows, waveform, rate, len(mel), progress)
-    return mel, global_feat, waveform, rate
+    return mel, global_vectors(encoder, windows, waveform, rate, len(mel), progress)
 
 
 def predict_onnx(onnx: OnnxModel, mel, global_feat, *, windows: SlidingWindows = SlidingWindows()) -> np.ndarray:
@@ -122,7 +151,7 @@ class SongPrediction:
 
 def predict_file(deployed: Deployed, audio: str | Path, *, progress: Progress | None = None):
     """(SongPrediction, waveform, rate) of an audio file."""
-    mel, global_feat, waveform, rate = song_features(deployed, audio, progress=progress)
+    mel, global_feat, waveform, rate = song_features(deployed.encoder, deployed.windows, audio, progress=progress)
     va = predict_onnx(deployed.onnx, mel.numpy(), global_feat.numpy())
     times = np.arange(len(va)) * STEP_SECONDS
     return SongPrediction(Path(audio).name, deployed.name, times, va), waveform, rate

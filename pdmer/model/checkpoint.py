@@ -7,6 +7,7 @@ atomic (a temporary file in the same folder, then rename): an interrupted save n
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -61,6 +62,16 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Mo
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not fit its own config: {error}") from None
     return model.to(device).eval()
+
+
+def weights_hash(model: nn.Module) -> str:
+    """SHA-256 over the names, shapes and bytes of every parameter and buffer: identifies a model's weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        array = tensor.detach().cpu().contiguous().numpy()
+        digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
