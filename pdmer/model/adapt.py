@@ -23,7 +23,7 @@ from torch import nn
 from pdmer.model.dsaml import DSAMLOutput
 
 Weights = dict[str, torch.Tensor]  # parameters and buffers by state-dict name
-PARAMS = ("all", "head")
+PARAMS = ("all", "head", "output")
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ class AdaptConfig:
     # Batch-norm statistics then come from the support batch and update the copied buffers only.
     train_mode: bool = True
     window: int = 60  # support sequences longer than this are cut into windows of this many steps (one batch)
-    params: str = "all"  # "all": every trainable parameter (authors); "head": all but the per-slice front end
+    # "all": every trainable parameter (authors); "head": all but the per-slice front end; "output": the last
+    # layer only (not in the paper: few parameters, so one song cannot overfit them; see reports/profiles-synth.md)
+    params: str = "all"
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.lr <= 0 or self.window < 1:
@@ -89,8 +91,8 @@ def run(model: nn.Module, weights: Weights, mel, global_feat: torch.Tensor, **op
 
 
 def forward(model: nn.Module, weights: Weights, inputs, global_feat, config: AdaptConfig) -> DSAMLOutput:
-    """``inputs`` are log-mel slices, or local features when only the head adapts."""
-    if config.params == "head":
+    """``inputs`` are log-mel slices, or local features when the front end stays fixed."""
+    if config.params in ("head", "output"):
         return run(model, weights, None, global_feat, local=inputs)
     return run(model, weights, inputs, global_feat)
 
@@ -129,12 +131,14 @@ def adapt(
     if config.params == "head":
         front_end = front_end_names(model)
         trainable = [name for name in trainable if name not in front_end]
+    elif config.params == "output":
+        trainable = [name for name in trainable if name.startswith(tuple(f"{o}." for o in model.OUTPUT))]
     for name in trainable:  # e.g. detached weights of an earlier adaptation: start a fresh graph from them
         if not weights[name].requires_grad:
             weights[name] = weights[name].detach().requires_grad_(True)
     losses = []
     with mode(model, config.train_mode):
-        if config.params == "head":  # the front end is fixed: its outputs too
+        if config.params in ("head", "output"):  # the front end is fixed: its outputs too
             with torch.no_grad():
                 batches = [(local_features(model, weights, m), g, v) for m, g, v in batches]
         for _ in range(config.steps):

@@ -121,6 +121,7 @@ class GRUBranch(nn.Module):
 
 class CRNN(nn.Module):
     FRONT_END = ("adapter",)  # submodules that local_features runs: each slice on its own
+    OUTPUT = ("valence.out", "arousal.out")  # the last layer: what adaptation params="output" changes
 
     def __init__(self, cfg: CRNNConfig):
         super().__init__()

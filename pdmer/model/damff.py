@@ -264,6 +264,7 @@ class MultiScaleFrontEnd(nn.Module):
 
 class DAMFF(nn.Module):
     FRONT_END = ("adapter",)  # submodules that local_features runs: each slice on its own
+    OUTPUT = ("out",)  # the last layer: what adaptation params="output" changes
 
     def __init__(self, cfg: DAMFFConfig):
         super().__init__()

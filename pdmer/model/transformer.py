@@ -16,7 +16,8 @@ from pdmer.model.config import ModelConfig
 
 
 def band_mask(steps: int, band: int, device: torch.device | None = None) -> torch.Tensor:
-    """M_n of paper eq. 1 as a bool [T, T]: True where |i - j| <= band."""
+    """M_n of paper eq. 1 as a bool [T, T]: True where |i - j| <= band. Attention takes a mask as [T, T] (one for
+    the batch) or [B, 1, T, T] (one per sequence)."""
     position = torch.arange(steps, device=device)
     return (position[:, None] - position[None, :]).abs() <= band
 

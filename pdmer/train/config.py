@@ -60,7 +60,7 @@ class TrainConfig:
     inner_steps: int = 16  # authors' --adapt_steps
     inner_lr: float = 5e-3  # authors' --meta_lr
     first_order: bool = True  # cuDNN LSTMs have no double backward; second-order runs on CPU
-    inner_params: str = "all"  # "all" (authors) or "head" (all but the per-slice front end; cheaper)
+    inner_params: str = "all"  # "all" (authors), "head" (all but the per-slice front end) or "output" (last layer)
     # [ablation] (paper Table 3), DSAML only
     local_attention: bool = True
     global_attention: bool = True
@@ -77,7 +77,7 @@ class TrainConfig:
             ("tasks", self.tasks, TASK_KINDS),
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("device", self.device, DEVICES),
-            ("inner_params", self.inner_params, ("all", "head")),
+            ("inner_params", self.inner_params, ("all", "head", "output")),
         ):
             if value not in choices:
                 raise InputError(f"config: {name} = {value!r} is not one of {', '.join(choices)}")
