@@ -74,6 +74,16 @@ def test_adaptation_fits_the_support_and_leaves_the_base_model_alone():
     assert torch.mean((adapted - target) ** 2) < torch.mean((base - target) ** 2)
 
 
+def test_output_only_adaptation_changes_the_last_layer_only():
+    model = tiny_model()
+    mel, global_feat = torch.randn(30, 51, 128), torch.randn(30, 8)
+    target = torch.stack([torch.linspace(0.0, 0.6, 30), torch.linspace(0.5, 0.1, 30)], dim=1)
+    weights, losses = adapt(model, [(mel, global_feat, target)], AdaptConfig(steps=10, lr=0.1, params="output"))
+    changed = {name for name, value in model.state_dict().items() if not torch.equal(weights[name], value)}
+    assert changed == {"predictor.out.weight", "predictor.out.bias"}
+    assert losses[-1] < losses[0]
+
+
 def test_adaptation_windows_long_support():
     model = tiny_model()
     mel, global_feat, va = torch.randn(70, 51, 128), torch.randn(70, 8), torch.rand(70, 2) - 0.5

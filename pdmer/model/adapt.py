@@ -137,10 +137,12 @@ def adapt(
         if not weights[name].requires_grad:
             weights[name] = weights[name].detach().requires_grad_(True)
     losses = []
+    if config.params in ("head", "output"):
+        # The front end is fixed, so its outputs are too: computed once, in eval mode, as prediction will compute
+        # them (batch norm uses its running statistics and leaves them as they are).
+        with mode(model, False), torch.no_grad():
+            batches = [(local_features(model, weights, m), g, v) for m, g, v in batches]
     with mode(model, config.train_mode):
-        if config.params in ("head", "output"):  # the front end is fixed: its outputs too
-            with torch.no_grad():
-                batches = [(local_features(model, weights, m), g, v) for m, g, v in batches]
         for _ in range(config.steps):
             loss = sum(model.loss(forward(model, weights, m, g, config), v).total for m, g, v in batches)
             loss = loss / len(batches)
