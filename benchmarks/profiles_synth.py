@@ -29,6 +29,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="feature cache folder (default: the user cache)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--seed", type=int, default=0, help="chooses each listener's support song")
+    parser.add_argument("--steps", type=int, help="adaptation steps (default: the base's)")
+    parser.add_argument("--lr", type=float, help="adaptation learning rate (default: the base's)")
+    parser.add_argument("--params", choices=["all", "head", "output"], help="what adapts (default: the base's)")
     parser.add_argument("--report", type=Path, help="Markdown report to write")
     args = parser.parse_args()
 
@@ -71,7 +74,7 @@ def main() -> None:
             f"{t:.1f},{v:.6f},{a:.6f}\n" for t, (v, a) in zip(times, support.va)))
         started = time.perf_counter()
         profile = pdmer.profiles.create(f"bench-{listener}", dataset.songs[support.song].audio, curve_csv,
-                                        base=args.base)
+                                        base=args.base, steps=args.steps, lr=args.lr, params=args.params)
         seconds.append(time.perf_counter() - started)
         adapted = OnnxModel(profile.onnx, device="cpu")
         before, after = scores(base, others).mean(0), scores(adapted, others).mean(0)
@@ -93,7 +96,9 @@ def main() -> None:
         f"({adaptation['steps']} steps, lr {adaptation['lr']}, params {adaptation['params']}). Both models then "
         "predict the listener's other songs through onnxruntime; CCC per song against the listener's curve, "
         "averaged per listener, then over listeners.", "",
-        f"Command: `python benchmarks/profiles_synth.py --data {args.data} --base {args.base} --seed {args.seed}`",
+        f"Command: `python benchmarks/profiles_synth.py --data {args.data} --base {args.base} --seed {args.seed}"
+        + "".join(f" --{k} {v}" for k, v in (("steps", args.steps), ("lr", args.lr), ("params", args.params)) if v)
+        + "`",
         "", "| | valence CCC | arousal CCC |", "|---|---|---|",
         f"| base model | {base_mean[0]:.3f} | {base_mean[1]:.3f} |",
         f"| with the listener's profile | **{profile_mean[0]:.3f}** | **{profile_mean[1]:.3f}** |", "",

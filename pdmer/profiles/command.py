@@ -34,18 +34,20 @@ def profile() -> None:
               help="The scale the curve's values are on.")
 @click.option("--steps", type=click.IntRange(min=0), help="Adaptation steps (default: as the base was meta-trained).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adaptation learning rate (default: likewise).")
+@click.option("--params", type=click.Choice(["all", "head", "output"]),
+              help="What adapts: all parameters, all but the front end, or the last layer (default: likewise).")
 @click.option("--force", is_flag=True, help="Replace a profile of the same name.")
-def create(name, audio, curve, base, scale, steps, lr, force) -> None:
+def create(name, audio, curve, base, scale, steps, lr, params, force) -> None:
     """Make profile NAME from one song (--audio) and the listener's curve for it (--curve)."""
-    errors(_create)(name, audio, curve, base, scale, steps, lr, force)
+    errors(_create)(name, audio, curve, base, scale, steps, lr, params, force)
 
 
-def _create(name, audio, curve, base, scale, steps, lr, force) -> None:
+def _create(name, audio, curve, base, scale, steps, lr, params, force) -> None:
     from pdmer.profiles.profile import create as create_profile
     from pdmer.profiles.store import check_name
 
     check_name(name, creating=True)  # before any slow work
-    made = create_profile(name, audio, curve, base=base, steps=steps, lr=lr, scale=scale, force=force)
+    made = create_profile(name, audio, curve, base=base, steps=steps, lr=lr, params=params, scale=scale, force=force)
     click.echo(f"profile {name!r} created in {made.folder}")
     print_fit(made.info)
 

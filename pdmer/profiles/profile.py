@@ -1,7 +1,7 @@
 """Profiles: one-shot adaptation on one song and the listener's curve for it, stored, listed, loaded, moved.
 
 ``create`` runs the routine meta-training's inner loop uses (:func:`pdmer.model.adapt.adapt`), with the adaptation
-the base model was meta-trained with (its checkpoint records it; ``steps``/``lr`` override). It stores the
+the base model was meta-trained with (its checkpoint records it; ``steps``/``lr``/``params`` override). It stores the
 adapted weights (safetensors, loadable with :func:`pdmer.model.checkpoint.load_model`), their ONNX export (what
 the stream and ``pdmer predict --profile`` run) and ``profile.json``: the name, when, the base model's weight hash,
 the adaptation, the support audio's SHA-256 and the fit on the support song before and after.
@@ -55,7 +55,7 @@ class Profile:
 
 
 def create(name: str, audio: str | Path, curve: str | Path, *, base: str | Path, steps: int | None = None,
-           lr: float | None = None, scale: str = "[-1,1]", force: bool = False, root: Path | None = None,
+           lr: float | None = None, params: str | None = None, scale: str = "[-1,1]", force: bool = False, root: Path | None = None,
            progress=None) -> Profile:
     """Adapt ``base`` (a model checkpoint) to one listener from one song and their curve for it; store it."""
     import torch
@@ -87,7 +87,8 @@ def create(name: str, audio: str | Path, curve: str | Path, *, base: str | Path,
     support = (mel[rows], global_feat[rows], torch.from_numpy(labels.va))
 
     config = AdaptConfig(**json.loads(context["adaptation"])) if "adaptation" in context else AdaptConfig()
-    config = dataclasses.replace(config, **{k: v for k, v in (("steps", steps), ("lr", lr)) if v is not None})
+    overrides = {"steps": steps, "lr": lr, "params": params}
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     with torch.enable_grad():
         weights, losses = adapt(model, [support], config)
     weights = {key: value.detach() for key, value in weights.items()}
@@ -112,7 +113,7 @@ def create(name: str, audio: str | Path, curve: str | Path, *, base: str | Path,
         save_model(adapted, folder / "weights.safetensors", metadata=profile_context)
         export_onnx(model, folder / "model.onnx", weights=weights, context={**context, "profile": name})
         (folder / "profile.json").write_text(json.dumps(info, indent=1) + "\n")
-        final = store.publish(name, folder, root)
+        final = store.publish(name, folder, root, replace=force)  # without --force, not even one made meanwhile
     return Profile(name, info, final)
 
 
@@ -188,5 +189,5 @@ def import_profile(folder: str | Path, *, name: str | None = None, force: bool =
         for file in FILES:
             shutil.copy2(folder / file, staged / file)
         (staged / "profile.json").write_text(json.dumps({**info, "name": name}, indent=1) + "\n")
-        final = store.publish(name, staged, root)
+        final = store.publish(name, staged, root, replace=force)
     return Profile(name, {**info, "name": name}, final)

@@ -1,0 +1,56 @@
+"""How well can a song's overall level be predicted from its global features? A linear probe on the synthetic
+benchmark, to read the personalization results against.
+
+One-shot adaptation on one song can correct a listener's offset (on the synthetic benchmark: N(0, 0.12) per
+dimension). It also copies the model's error on that song's level onto every other song. So it can only help
+where the model's error on song levels is below the listener offsets. This probe fits ridge regressions from
+each train song's mean global vector (musicnn, the default encoder) to its mean label, then prints the RMSE on
+the test songs for several penalties, beside the constant (training mean) predictor.
+
+    python benchmarks/synth_level_probe.py --data /tmp/synth --cache CACHE
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+
+def table(dataset, cache, split: str):
+    features, levels = [], []
+    for curve in dataset.split(split).mean_curves():
+        song = cache.song(dataset.songs[curve.song].audio)
+        features.append(song.global_feat.mean(0).numpy())
+        levels.append(curve.va.mean(0))
+    return np.array(features), np.array(levels)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, help="feature cache folder (default: the user cache)")
+    args = parser.parse_args()
+
+    from pdmer.data.features import FeatureCache
+    from pdmer.data.load import load_dataset
+    from pdmer.model.encoders import load_global_encoder
+
+    dataset = load_dataset(args.data)
+    cache = FeatureCache(load_global_encoder("musicnn"), root=args.cache)
+    x_train, y_train = table(dataset, cache, "train")
+    x_test, y_test = table(dataset, cache, "test")
+    mean, scale = x_train.mean(0), x_train.std(0) + 1e-6
+    a, b = (x_train - mean) / scale, (x_test - mean) / scale
+    constant = np.sqrt(((y_train.mean(0) - y_test) ** 2).mean(0))
+    print(f"{args.data.name}: {len(x_train)} train songs, {len(x_test)} test songs; song-level RMSE (valence, arousal)")
+    print(f"  training mean        {constant[0]:.3f}  {constant[1]:.3f}")
+    for penalty in (1.0, 10.0, 100.0, 1000.0):
+        weights = np.linalg.solve(a.T @ a + penalty * np.eye(a.shape[1]), a.T @ (y_train - y_train.mean(0)))
+        rmse = np.sqrt(((b @ weights + y_train.mean(0) - y_test) ** 2).mean(0))
+        print(f"  ridge, penalty {penalty:<6g}{rmse[0]:.3f}  {rmse[1]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
