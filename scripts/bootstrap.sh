@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
-# libportaudio2: sounddevice's PortAudio (live audio input).
-SYSTEM_PACKAGES=(libportaudio2)
+# libportaudio2: sounddevice's PortAudio (live audio input). liblo-tools: oscdump, the real OSC receiver the tests
+# send to (pdmer itself does not need it).
+SYSTEM_PACKAGES=(libportaudio2 liblo-tools)
 
 missing=()
 for package in "${SYSTEM_PACKAGES[@]}"; do
