@@ -2,7 +2,7 @@
 
 Per frame, under the prefix (default ``/pdmer``; DESIGN.md §8):
 
-    /pdmer/va       f f    valence, arousal in [-1, 1]
+    /pdmer/va       f f    valence, arousal in [-1, 1] (the model's output, clipped to that range)
     /pdmer/valence  f      valence in [-1, 1]
     /pdmer/arousal  f      arousal in [-1, 1]
     /pdmer/va01     f f    both mapped onto [0, 1] ((x + 1) / 2): what lighting desks and DAW controls take
@@ -77,6 +77,8 @@ class OscOut:
         self.sent = self.send_errors = 0
 
     def frame(self, time_s: float, valence: float, arousal: float) -> None:
+        """One frame; values are clipped to [-1, 1], the range receivers are told to expect."""
+        valence, arousal = clip(valence), clip(arousal)
         p = self.prefix
         messages = [
             (f"{p}/va", [valence, arousal]),
@@ -119,6 +121,10 @@ class OscOut:
     def close(self) -> None:
         for sock in self.sockets.values():
             sock.close()
+
+
+def clip(value: float) -> float:
+    return min(1.0, max(-1.0, float(value)))
 
 
 def unit(value: float) -> float:

@@ -1,0 +1,126 @@
+"""The stream engine and ``pdmer-stream --source FILE --fast``, received by a real oscdump."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from pdmer.model.checkpoint import save_model
+from pdmer.model.registry import build_model
+
+from test_osc import free_udp_port, oscdump  # noqa: F401  (the fixture)
+
+RATE = 22050
+
+
+def song(seconds: float, *, silent_from: float | None = None, silent_to: float | None = None) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    wave = (0.3 * np.sin(2 * np.pi * (220 + 30 * np.sin(t)) * t) * (0.6 + 0.4 * np.sin(t / 2))).astype(np.float32)
+    if silent_from is not None:
+        wave[int(silent_from * RATE) : int(silent_to * RATE)] = 0.0
+    return wave
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stream")
+    torch.manual_seed(0)
+    model = save_model(build_model("dsaml", "small", global_dim=200), root / "model.safetensors",
+                       metadata={"global_encoder": json.dumps({"name": "musicnn", "options": {}})})
+    music = root / "music.wav"
+    soundfile.write(str(music), song(12.0), RATE)
+    gap = root / "gap.wav"
+    soundfile.write(str(gap), song(12.0, silent_from=4.0, silent_to=7.0), RATE)
+    from pdmer.export.predict import load_deployed
+
+    return {"root": root, "model": model, "music": music, "gap": gap, "deployed": load_deployed(model, device="cpu")}
+
+
+def run_engine(deployed, wave, chunk: int, **options):
+    from pdmer.streamer.engine import Engine
+
+    engine = Engine(deployed, RATE, **options)
+    frames = []
+    for start in range(0, len(wave), chunk):
+        frames += engine.push(wave[start : start + chunk])
+    engine.close()
+    return frames
+
+
+def test_frames_do_not_depend_on_how_the_audio_arrives(setup):
+    """A device delivers blocks of any size; a file pushes others: the frames must be the same."""
+    wave = song(12.0)
+    a = run_engine(setup["deployed"], wave, 441)
+    b = run_engine(setup["deployed"], wave, 4097)
+    assert [f.step for f in a] == list(range(24)) and [f.time_s for f in a] == [0.5 * i for i in range(24)]
+    assert np.abs(np.array([[f.valence, f.arousal] for f in a]) - [[f.valence, f.arousal] for f in b]).max() == 0
+
+
+def test_lookahead_shows_older_steps_with_more_context(setup):
+    wave = song(12.0)
+    plain = run_engine(setup["deployed"], wave, 2205)
+    late = run_engine(setup["deployed"], wave, 2205, lookahead=3)
+    assert [f.step for f in late] == list(range(21))  # the last 3 steps wait for hops that never come
+    assert not np.allclose([f.valence for f in late], [f.valence for f in plain[:21]])
+
+
+def test_silence_is_reported_not_fed(setup):
+    wave = song(12.0, silent_from=4.0, silent_to=7.0)
+    frames = run_engine(setup["deployed"], wave, 2205)
+    silent = [f.step for f in frames if f.silent]
+    assert silent == list(range(8, 14))  # 4.0-7.0 s
+    assert all(np.isfinite([f.valence, f.arousal]).all() for f in frames if not f.silent)
+
+
+def test_memory_is_bounded(setup):
+    from pdmer.streamer.engine import Engine
+
+    engine = Engine(setup["deployed"], RATE)
+    size = engine.audio.size
+    for _ in range(3):
+        engine.push(song(40.0))
+    assert engine.audio.size == size and len(engine.local) <= 59 and len(engine.globals) <= 60
+    assert len(engine.vectors) <= 1 and len(engine.pending) <= 2
+    engine.close()
+
+
+def stream(setup, *args):
+    return subprocess.run([sys.executable, "-m", "pdmer.streamer", "--model", str(setup["model"]), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_stream_a_file_fast_to_oscdump(setup, oscdump, tmp_path):  # noqa: F811
+    port, read = oscdump
+    stats = tmp_path / "stats.json"
+    result = stream(setup, "--source", setup["gap"], "--fast", "--osc", f"127.0.0.1:{port}", "--stats-json", stats)
+    assert result.returncode == 0, result.stderr
+    lines = read(18 * 5 + 2)
+    frames = [args for path, tags, args in lines if path == "/pdmer/frame"]
+    times = [float(a[0]) for a in frames]
+    assert times == [0.5 * i for i in range(24) if not 8 <= i < 14]  # silence is not sent
+    values = np.array([[float(a[1]), float(a[2])] for a in frames])
+    assert np.isfinite(values).all() and np.abs(values).max() <= 1.0
+    from pdmer.audio import load_audio
+
+    wave, _ = load_audio(setup["gap"])  # the file's 16-bit samples, as the command reads them
+    expected = [(f.valence, f.arousal) for f in run_engine(setup["deployed"], wave, 1000) if not f.silent]
+    assert np.abs(values - np.clip(expected, -1, 1)).max() <= 1e-4  # the command sends what the engine computes
+    states = [args[0] for path, _, args in lines if path == "/pdmer/status"]
+    assert '"silence"' in states and states[-1] == '"stopped"'
+    report = json.loads(stats.read_text())
+    assert report["frames_sent"] == 18 and report["silent_steps"] == 6 and report["osc_send_errors"] == 0
+
+
+def test_stream_refuses_bad_targets_and_profiles(setup, tmp_path):
+    bad_host = stream(setup, "--source", setup["music"], "--fast", "--osc", "no-such-host.invalid:9000")
+    assert bad_host.returncode == 2 and "cannot resolve host" in bad_host.stderr
+    unknown = subprocess.run([sys.executable, "-m", "pdmer.streamer", "--model", str(setup["model"]), "--profile",
+                              "nobody", "--source", str(setup["music"]), "--fast"], capture_output=True, text=True,
+                             timeout=300, env={**__import__("os").environ, "PDMER_HOME": str(tmp_path)})
+    assert unknown.returncode == 2 and "known profiles: default" in unknown.stderr
