@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
-# libportaudio2: sounddevice's PortAudio (live audio input). liblo-tools: oscdump, the real OSC receiver the tests
-# send to (pdmer itself does not need it).
-SYSTEM_PACKAGES=(libportaudio2 liblo-tools)
+# libportaudio2: sounddevice's PortAudio (live audio input). For the tests only: liblo-tools (oscdump, the real OSC
+# receiver) and pulseaudio, pulseaudio-utils, libasound2-plugins (a null sink as the real input device).
+SYSTEM_PACKAGES=(libportaudio2 liblo-tools pulseaudio pulseaudio-utils libasound2-plugins)
 
 missing=()
 for package in "${SYSTEM_PACKAGES[@]}"; do

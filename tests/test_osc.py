@@ -13,7 +13,7 @@ import pytest
 from pdmer.errors import InputError
 from pdmer.streamer.osc import OscOut, parse_target, unit
 
-LINE = re.compile(r"^[0-9a-f]{8}\.[0-9a-f]{8} (\S+) (\S+)(.*)$")
+LINE = re.compile(r"^([0-9a-f]{8}\.[0-9a-f]{8}) (\S+) (\S+)(.*)$")
 
 
 def free_udp_port() -> int:
@@ -40,7 +40,8 @@ def oscdump(tmp_path):
                 break
         time.sleep(0.02)
 
-    def read(expected: int, timeout: float = 10.0):
+    def read(expected: int, timeout: float = 10.0, *, stamps: bool = False):
+        """(path, tags, args) per line; with ``stamps``, (receive time in NTP seconds, path, tags, args)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             lines = out.read_text().splitlines()
@@ -51,8 +52,10 @@ def oscdump(tmp_path):
         for line in out.read_text().splitlines():
             match = LINE.match(line)
             assert match, f"unexpected oscdump line {line!r}"
-            path, tags, rest = match.groups()
-            parsed.append((path, tags, rest.split()))
+            stamp, path, tags, rest = match.groups()
+            seconds, fraction = stamp.split(".")
+            received = int(seconds, 16) + int(fraction, 16) / 2**32
+            parsed.append((received, path, tags, rest.split()) if stamps else (path, tags, rest.split()))
         return parsed
 
     yield port, read

@@ -109,7 +109,8 @@ def test_stream_a_file_fast_to_oscdump(setup, oscdump, tmp_path):  # noqa: F811
     from pdmer.audio import load_audio
 
     wave, _ = load_audio(setup["gap"])  # the file's 16-bit samples, as the command reads them
-    expected = [(f.valence, f.arousal) for f in run_engine(setup["deployed"], wave, 1000) if not f.silent]
+    expected = [(f.valence, f.arousal) for f in run_engine(setup["deployed"], wave, 1000, start_at_sound=True)
+                if not f.silent]
     assert np.abs(values - np.clip(expected, -1, 1)).max() <= 1e-4  # the command sends what the engine computes
     states = [args[0] for path, _, args in lines if path == "/pdmer/status"]
     assert '"silence"' in states and states[-1] == '"stopped"'

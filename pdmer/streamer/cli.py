@@ -1,7 +1,5 @@
-"""The ``pdmer-stream`` command: audio in, V-A frames out over OSC, a live status line, stats at exit.
-
-So far the source is a file (``--source FILE``, real-time pace, or ``--fast``); live input devices come next.
-"""
+"""The ``pdmer-stream`` command: audio in (an input device, or a file), V-A frames out over OSC, a live status
+line, statistics at exit. Ctrl-C and SIGTERM end it cleanly (a last "stopped" status, the stats written)."""
 
 from __future__ import annotations
 
@@ -19,9 +17,14 @@ DEFAULT_TARGET = "127.0.0.1:9000"  # pdmer.streamer.osc.DEFAULT_TARGET
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="A .onnx export or .safetensors checkpoint (the base model).")
 @click.option("--profile", "profile_name", help="Listener profile to stream for (default: the base model).")
-@click.option("--source", type=click.Path(dir_okay=False), required=True,
-              help="Play this audio file into the stream (real-time pace; --fast for as fast as possible).")
+@click.option("--source", type=click.Path(dir_okay=False),
+              help="Play this audio file into the stream instead of a device (real-time pace; --fast: no pacing).")
 @click.option("--fast", is_flag=True, help="With --source: no real-time pacing (tests, batch use).")
+@click.option("--device", help="Input device name or index (default: the system's default input).")
+@click.option("--rate", type=int, help="Device sample rate (default: the device's own).")
+@click.option("--list-devices", is_flag=True, help="List the input devices and exit.")
+@click.option("--start-at-sound/--no-start-at-sound", default=True, show_default=True,
+              help="Start the stream's clock at the first sound above -60 dBFS.")
 @click.option("--osc", "targets", multiple=True, default=[DEFAULT_TARGET], show_default=True,
               help="HOST:PORT to send OSC to (repeatable).")
 @click.option("--osc-prefix", default="/pdmer", show_default=True, help="Address prefix of every message.")
@@ -30,36 +33,51 @@ DEFAULT_TARGET = "127.0.0.1:9000"  # pdmer.streamer.osc.DEFAULT_TARGET
               help="Emit the step this many hops back (more context, lookahead x 0.5 s later).")
 @click.option("--stats-json", type=click.Path(dir_okay=False), help="Write the run's statistics here at exit.")
 @click.option("--quiet", is_flag=True, help="No status line.")
-def main(model_path, profile_name, source, fast, targets, osc_prefix, bundle, lookahead, stats_json, quiet) -> None:
+def main(model_path, profile_name, source, fast, device, rate, list_devices, start_at_sound, targets, osc_prefix,
+         bundle, lookahead, stats_json, quiet) -> None:
     """Stream valence and arousal of audio over OSC, twice a second, as one listener hears it.
 
     Messages (prefix /pdmer): /va f f, /valence f, /arousal f, /va01 f f (mapped to 0..1), /frame f f f (stream
     time, valence, arousal) per 0.5 s frame, and /status s f i (state, stream time, overruns) every second."""
     from pdmer.cli import user_errors
 
-    user_errors(run)(model_path, profile_name, source, fast, targets, osc_prefix, bundle, lookahead, stats_json,
-                     quiet)
+    if list_devices:
+        from pdmer.streamer.sources import list_devices as devices
+
+        for line in user_errors(devices)():
+            click.echo(line)
+        return
+    if fast and not source:
+        raise click.UsageError("--fast needs --source FILE")
+    user_errors(run)(model_path, profile_name, source, fast, device, rate, start_at_sound, targets, osc_prefix,
+                     bundle, lookahead, stats_json, quiet)
 
 
-def run(model_path, profile_name, source, fast, targets, osc_prefix, bundle, lookahead, stats_json, quiet) -> None:
+def run(model_path, profile_name, source, fast, device, rate, start_at_sound, targets, osc_prefix, bundle,
+        lookahead, stats_json, quiet) -> None:
     import numpy as np
 
     from pdmer.export.predict import load_deployed
     from pdmer.fileio import atomic_path
     from pdmer.streamer.engine import Engine
     from pdmer.streamer.osc import OscOut, parse_target
-    from pdmer.streamer.sources import FileSource
+    from pdmer.streamer.sources import DeviceSource, FileSource
 
     out = OscOut([parse_target(t) for t in targets], prefix=osc_prefix, bundle=bundle)  # bad targets: fail first
     deployed = load_deployed(model_path, profile=profile_name, threads=2)
-    audio = FileSource(source, fast=fast)
-    engine = Engine(deployed, audio.rate, lookahead=lookahead)
+    if source:
+        audio = FileSource(source, fast=fast)
+    else:
+        audio = DeviceSource(int(device) if device and device.isdigit() else device, rate=rate)
+    engine = Engine(deployed, audio.rate, lookahead=lookahead, start_at_sound=start_at_sound)
+    click.echo(f"pdmer-stream: {audio.name} at {audio.rate} Hz -> OSC {', '.join(map(str, out.targets))} "
+               f"({osc_prefix}), profile {deployed.profile}", err=True)
     quiet = quiet or not sys.stderr.isatty()  # a status line rewrites itself: only on a terminal
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
     compute, frames, silent, last_status = [], 0, 0, -1.0
     try:
-        for chunk in audio.chunks():
+        for chunk in audio.chunks(lambda: bool(stopping)):
             for frame in engine.push(chunk):
                 compute.append(frame.compute_ms)
                 if frame.silent:
@@ -68,25 +86,24 @@ def run(model_path, profile_name, source, fast, targets, osc_prefix, bundle, loo
                     frames += 1
                     out.frame(frame.time_s, frame.valence, frame.arousal)
                 if frame.time_s - last_status >= 1.0:
-                    out.status("silence" if frame.silent else "running", frame.time_s, 0)
+                    out.status("silence" if frame.silent else "running", frame.time_s, audio.overruns)
                     last_status = frame.time_s
                 if not quiet:
                     va = "  silence     " if frame.silent else f"V {frame.valence:+.2f} A {frame.arousal:+.2f}"
                     click.echo(f"\r{frame.time_s:7.1f} s  {va}  hop {frame.compute_ms:5.1f} ms  "
-                               f"profile {deployed.profile}", nl=False, err=True)
-            if stopping:
-                break
+                               f"overruns {audio.overruns}  profile {deployed.profile}", nl=False, err=True)
     except KeyboardInterrupt:
         stopping.append("SIGINT")
     finally:
         engine.close()
-        out.status("stopped", engine.step * 0.5, 0)
+        out.status("stopped", engine.step * 0.5, audio.overruns)
         out.close()
     if not quiet:
         click.echo("", err=True)
     stats = {
-        "source": str(source), "profile": deployed.profile, "model": deployed.name, "steps": engine.step,
+        "source": audio.name, "rate": audio.rate, "profile": deployed.profile, "model": deployed.name, "steps": engine.step,
         "frames_sent": frames, "silent_steps": silent, "osc_send_errors": out.send_errors,
+        "overruns": audio.overruns, "skipped_before_sound_s": engine.skipped / audio.rate,
         "stopped_by": stopping[0] if stopping else "end of source",
         "hop_compute_ms": {"median": float(np.median(compute)) if compute else math.nan,
                            "p99": float(np.percentile(compute, 99)) if compute else math.nan},

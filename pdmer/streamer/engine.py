@@ -42,7 +42,8 @@ class Frame:
 
 
 class Engine:
-    def __init__(self, deployed, rate: int, *, lookahead: int = 0, silence_db: float = SILENCE_DB):
+    def __init__(self, deployed, rate: int, *, lookahead: int = 0, silence_db: float = SILENCE_DB,
+                 start_at_sound: bool = False):
         from pdmer.model.preprocess import LogMelSlicer, MelConfig
 
         slice_samples = rate * STEP_SECONDS
@@ -54,6 +55,10 @@ class Engine:
         self.onnx, self.encoder, self.windows = deployed.onnx, deployed.encoder, deployed.windows
         self.rate, self.slice_samples = rate, int(slice_samples)
         self.lookahead, self.silence_db = lookahead, silence_db
+        # With start_at_sound, stream time 0 is the first sample above the silence level: the slice grid then sits
+        # on the music, not on when the device happened to open, so a device and a file give the same slices.
+        self.waiting = start_at_sound
+        self.skipped = 0  # samples dropped before the first sound
         self.slicer = LogMelSlicer(MelConfig())
         history = (math.ceil(self.windows.seconds / STEP_SECONDS) + 2) * self.slice_samples  # whole slices
         self.audio = np.zeros(history, np.float32)  # ring: sample n lives at n % history; bounded memory
@@ -70,6 +75,13 @@ class Engine:
     def push(self, samples: np.ndarray) -> list[Frame]:
         """Append mono float samples at ``rate``; returns the frames of the hops they completed."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if self.waiting:
+            loud = np.flatnonzero(np.abs(samples) >= 10 ** (self.silence_db / 20))
+            if not loud.size:
+                self.skipped += samples.size
+                return []
+            self.skipped += int(loud[0])
+            samples, self.waiting = samples[loud[0]:], False
         frames = []
         while samples.size:
             room = self.slice_samples - (self.received % self.slice_samples)

@@ -1,0 +1,106 @@
+"""pdmer-stream from a REAL input device: a PulseAudio null sink (norewinds=1, float32 samples, so that the device
+delivers the file's own samples) whose monitor is the default input,
+real music played into it with paplay, the frames received by a real oscdump (DESIGN.md §10, ../shared/rig)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from test_osc import oscdump  # noqa: F401  (the fixture)
+from test_stream import setup  # noqa: F401  (the fixture)
+
+RATE = 44100
+
+
+@pytest.fixture
+def pulse(tmp_path):
+    """Environment of a private PulseAudio daemon with a null sink 'vmic' (its monitor: the default source)."""
+    missing = [tool for tool in ("pulseaudio", "pactl", "paplay") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{missing} missing: apt-get install pulseaudio pulseaudio-utils libasound2-plugins "
+                    "(./test.sh installs them when run as root)")
+    root = tmp_path / "pa"
+    root.mkdir()
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(root), "XDG_CONFIG_HOME": str(root / "config"),
+           "XDG_STATE_HOME": str(root / "state"), "PULSE_SERVER": f"unix:{root}/native"}
+    (root / "rig.pa").write_text(
+        f"load-module module-native-protocol-unix auth-anonymous=1 socket={root}/native\n"
+        f"load-module module-null-sink sink_name=vmic norewinds=1 format=float32le rate={RATE} channels=1\n"
+        "set-default-sink vmic\nset-default-source vmic.monitor\n")
+    daemon = subprocess.Popen(["pulseaudio", "-n", "-F", str(root / "rig.pa"), "--daemonize=no",
+                               "--exit-idle-time=-1", "--use-pid-file=no", "--realtime=no", "--high-priority=no",
+                               f"--log-target=file:{root}/pa.log"], env=env)
+    for _ in range(200):
+        if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
+            break
+        time.sleep(0.05)
+    else:
+        daemon.kill()
+        pytest.fail(f"pulseaudio did not come up: {(root / 'pa.log').read_text()[-2000:]}")
+    yield env
+    daemon.terminate()
+    daemon.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_music_into_the_device_reaches_oscdump_at_2_hz(setup, pulse, oscdump, tmp_path):  # noqa: F811
+    port, read = oscdump
+    music = shared_path("data", "music", "hr-savino-ocean.ogg")  # 60.5 s, CC BY-SA (see its COPYRIGHT file)
+    stats = tmp_path / "stats.json"
+    stream = subprocess.Popen([sys.executable, "-m", "pdmer.streamer", "--model", str(setup["model"]), "--osc",
+                               f"127.0.0.1:{port}", "--stats-json", str(stats), "--quiet"], env=pulse,
+                              stderr=subprocess.PIPE, text=True)
+    started = threading.Event()
+    log = []
+
+    def watch():
+        for line in stream.stderr:
+            log.append(line)
+            if line.startswith("pdmer-stream:"):
+                started.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    assert started.wait(120), "".join(log)
+    assert "vmic" in log[0] or "default" in log[0] or "pulse" in log[0], log[0]
+    subprocess.run(["paplay", "--device=vmic", str(music)], env=pulse, check=True, timeout=120)
+    time.sleep(1.5)
+    stream.send_signal(signal.SIGTERM)
+    assert stream.wait(timeout=60) == 0, "".join(log)
+
+    report = json.loads(stats.read_text())
+    assert report["stopped_by"] == "SIGTERM" and report["overruns"] == 0, report
+    frames = [(received, args) for received, path, _, args in read(1, stamps=True) if path == "/pdmer/frame"]
+    assert len(frames) >= 115, len(frames)  # 60.5 s of music: 121 steps, less the slices after the music
+    times = np.array([float(args[0]) for _, args in frames])
+    assert np.allclose(np.diff(times), 0.5)
+    values = np.array([[float(args[1]), float(args[2])] for _, args in frames])
+    assert np.isfinite(values).all() and np.abs(values).max() <= 1.0
+    # Arrival rate at oscdump (its receive time stamps): 2 Hz within 5 % over the minute.
+    received = np.array([r for r, _ in frames])
+    rate = (len(received) - 1) / (received[-1] - received[0])
+    assert abs(rate - 2.0) <= 0.1, rate
+
+    # The same audio through --source FILE --fast gives the same values (the device's 16-bit samples aside).
+    from pdmer.audio import load_audio
+    from pdmer.streamer.engine import Engine
+
+    wave, file_rate = load_audio(music)
+    assert file_rate == RATE
+    engine = Engine(setup["deployed"], RATE, start_at_sound=True)
+    fast = {f.time_s: (f.valence, f.arousal) for f in engine.push(wave) if not f.silent}
+    engine.close()
+    common = [i for i, t in enumerate(times) if t in fast]  # the device also hears the silence after the music
+    assert len(common) >= 115
+    expected = np.clip([fast[times[i]] for i in common], -1, 1)
+    assert np.abs(values[common] - expected).max() <= 1e-4, np.abs(values[common] - expected).max()
