@@ -1,6 +1,7 @@
 """The pdmer command as a user runs it: a real subprocess of the installed console script."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -78,10 +79,12 @@ def test_undecodable_audio_is_named(tmp_path):
     assert result.returncode == 2 and "cannot decode" in result.stderr
 
 
-def test_stream_command_says_it_is_not_ready():
+def test_stream_command_without_a_model_says_what_to_give(tmp_path):
+    """Until a default model ships (issue 9), the installed pdmer-stream needs --model or a stored --profile."""
     exe = shutil.which("pdmer-stream", path=str(BIN))
-    result = subprocess.run([exe], capture_output=True, text=True)
-    assert result.returncode == 2 and "not implemented yet" in result.stderr
+    result = subprocess.run([exe, "--source", "song.wav", "--fast"], capture_output=True, text=True,
+                            env={**os.environ, "PDMER_HOME": str(tmp_path)})
+    assert result.returncode == 2 and "give --model" in result.stderr, result.stderr
 
 
 def test_quickstart_example_runs(tmp_path):
