@@ -100,22 +100,24 @@ def test_stream_a_file_fast_to_oscdump(setup, oscdump, tmp_path):  # noqa: F811
     stats = tmp_path / "stats.json"
     result = stream(setup, "--source", setup["gap"], "--fast", "--osc", f"127.0.0.1:{port}", "--stats-json", stats)
     assert result.returncode == 0, result.stderr
-    lines = read(18 * 5 + 2)
-    frames = [args for path, tags, args in lines if path == "/pdmer/frame"]
-    times = [float(a[0]) for a in frames]
-    assert times == [0.5 * i for i in range(24) if not 8 <= i < 14]  # silence is not sent
-    values = np.array([[float(a[1]), float(a[2])] for a in frames])
-    assert np.isfinite(values).all() and np.abs(values).max() <= 1.0
     from pdmer.audio import load_audio
 
     wave, _ = load_audio(setup["gap"])  # the file's 16-bit samples, as the command reads them
-    expected = [(f.valence, f.arousal) for f in run_engine(setup["deployed"], wave, 1000, start_at_sound=True)
-                if not f.silent]
+    engine = run_engine(setup["deployed"], wave, 1000, start_at_sound=True)  # the clock starts at the first sound
+    assert [f.step for f in engine if f.silent] == list(range(8, 14))  # 4.0-7.0 s
+    sent = [f for f in engine if not f.silent]
+    lines = read(len(sent) * 5 + 2)
+    frames = [args for path, tags, args in lines if path == "/pdmer/frame"]
+    times = [float(a[0]) for a in frames]
+    assert times == [f.time_s for f in sent] and len(times) >= 17  # silence is not sent
+    values = np.array([[float(a[1]), float(a[2])] for a in frames])
+    assert np.isfinite(values).all() and np.abs(values).max() <= 1.0
+    expected = [(f.valence, f.arousal) for f in sent]
     assert np.abs(values - np.clip(expected, -1, 1)).max() <= 1e-4  # the command sends what the engine computes
     states = [args[0] for path, _, args in lines if path == "/pdmer/status"]
     assert '"silence"' in states and states[-1] == '"stopped"'
     report = json.loads(stats.read_text())
-    assert report["frames_sent"] == 18 and report["silent_steps"] == 6 and report["osc_send_errors"] == 0
+    assert report["frames_sent"] == len(sent) and report["silent_steps"] == 6 and report["osc_send_errors"] == 0
 
 
 def test_stream_refuses_bad_targets_and_profiles(setup, tmp_path):
