@@ -13,7 +13,6 @@ Each profile's creation time is printed too (wall clock, this machine).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -36,20 +35,19 @@ def main() -> None:
     args = parser.parse_args()
 
     import pdmer.profiles
-    from pdmer.data.features import FeatureCache, GlobalWindows
+    from pdmer.data.features import FeatureCache, recorded_inputs
     from pdmer.data.load import load_dataset
     from pdmer.export.graph import to_onnx
     from pdmer.export.predict import predict_onnx
     from pdmer.export.runtime import OnnxModel
     from pdmer.metrics import ccc
     from pdmer.model.checkpoint import deployment_metadata, load_model
-    from pdmer.model.encoders import load_global_encoder
 
     context = deployment_metadata(args.base)
-    spec = json.loads(context["global_encoder"])
-    cache = FeatureCache(load_global_encoder(spec["name"], **spec["options"]), root=args.cache,
-                         windows=GlobalWindows(**json.loads(context["global_windows"])))
-    base = OnnxModel(to_onnx(load_model(args.base), context=context), device="cpu")
+    model = load_model(args.base)
+    encoder, windows = recorded_inputs(context, model.config.global_dim, source=str(args.base))
+    cache = FeatureCache(encoder, root=args.cache, windows=windows)
+    base = OnnxModel(to_onnx(model, context=context), device="cpu")
     dataset = load_dataset(args.data)
     split = dataset.split(args.split)
     rng = np.random.default_rng(args.seed)

@@ -27,7 +27,7 @@ from pdmer.audio import load_audio
 from pdmer.data.curves import STEP_SECONDS, Curve, warn
 from pdmer.errors import InputError
 from pdmer.fileio import atomic_path, file_sha256
-from pdmer.model.encoders import GlobalEncoder
+from pdmer.model.encoders import GlobalEncoder, load_global_encoder
 from pdmer.model.preprocess import LogMelSlicer, MelConfig
 
 PLACEMENTS = ("trailing", "centred")
@@ -79,6 +79,19 @@ class SongFeatures:
             warn(f"{curve.source}: {len(curve.va) - count} label(s) past the end of the audio are not used")
         rows = slice(first, first + count)
         return self.log_mel[rows], self.global_feat[rows], torch.from_numpy(curve.va[:count].copy())
+
+
+def recorded_inputs(context: dict[str, str], global_dim: int, *, source: str, imagebind=None,
+                    device="cpu") -> tuple[GlobalEncoder, GlobalWindows]:
+    """The global encoder and windows a model was trained with, as its metadata records them (a checkpoint's
+    ``deployment_metadata``, an export's metadata_props); the encoder's size is checked against the model's."""
+    spec = json.loads(context["global_encoder"])
+    encoder = load_global_encoder(spec["name"], imagebind_checkpoint=imagebind, device=device, **spec["options"])
+    if encoder.dim != global_dim:
+        raise InputError(f"{source} expects {global_dim}-d global vectors; its {encoder.name} encoder gives "
+                         f"{encoder.dim}-d: use the encoder it was trained with")
+    windows = GlobalWindows(**json.loads(context["global_windows"])) if "global_windows" in context else GlobalWindows()
+    return encoder, windows
 
 
 def global_vectors(encoder: GlobalEncoder, windows: GlobalWindows, waveform, rate: int, steps: int,

@@ -34,10 +34,9 @@ def model_predictor(checkpoint, dataset: CurveSet, *, cache_dir=None, encoder=No
     (else the authors'), with ``adaptation_overrides`` (e.g. ``steps=``, ``lr=``; None values ignored) applied."""
     import dataclasses
 
-    from pdmer.data.features import FeatureCache, GlobalWindows
+    from pdmer.data.features import FeatureCache, recorded_inputs
     from pdmer.model.adapt import AdaptConfig
     from pdmer.model.checkpoint import load_model, read_metadata
-    from pdmer.model.encoders import load_global_encoder
 
     model = load_model(checkpoint)
     metadata = read_metadata(checkpoint)
@@ -45,13 +44,8 @@ def model_predictor(checkpoint, dataset: CurveSet, *, cache_dir=None, encoder=No
                                                                                         "options": {}}
     if encoder and encoder != spec["name"]:
         raise InputError(f"{checkpoint} was trained with the {spec['name']} global encoder, not {encoder}")
-    global_encoder = load_global_encoder(spec["name"], imagebind_checkpoint=imagebind, **spec["options"])
-    if global_encoder.dim != model.config.global_dim:
-        raise InputError(
-            f"{checkpoint} expects {model.config.global_dim}-d global vectors; the {global_encoder.name} encoder "
-            f"gives {global_encoder.dim}-d: choose the encoder it was trained with"
-        )
-    windows = GlobalWindows(**json.loads(metadata["global_windows"])) if "global_windows" in metadata else GlobalWindows()
+    global_encoder, windows = recorded_inputs({**metadata, "global_encoder": json.dumps(spec)},
+                                              model.config.global_dim, source=str(checkpoint), imagebind=imagebind)
     cache = FeatureCache(global_encoder, root=cache_dir, windows=windows)
     if adaptation is None:  # the adaptation the model was meta-trained with, else the authors' default
         adaptation = AdaptConfig(**json.loads(metadata["adaptation"])) if "adaptation" in metadata else AdaptConfig()

@@ -40,10 +40,9 @@ def load_deployed(path: str | Path | None, *, profile: str | None = None, device
                   imagebind: str | None = None, threads: int | None = None) -> Deployed:
     """A model from a .onnx export, or from a .safetensors checkpoint exported (and checked) in memory; with a
     ``profile``, that listener's adapted export, after checking it was made from this base model."""
-    from pdmer.data.features import GlobalWindows
+    from pdmer.data.features import recorded_inputs
     from pdmer.export.graph import to_onnx
     from pdmer.model.checkpoint import deployment_metadata, load_model
-    from pdmer.model.encoders import load_global_encoder
 
     chosen = load_profile(profile) if profile else None
     if path is None and (chosen is None or chosen.folder is None):
@@ -62,16 +61,10 @@ def load_deployed(path: str | Path | None, *, profile: str | None = None, device
     if chosen is not None and chosen.folder is not None:
         onnx = OnnxModel(chosen.onnx, device=device, threads=threads)
     name = path.stem if path is not None else Path(chosen.info["base"]["source"]).stem
-    spec = onnx.json_field("global_encoder")
-    if spec is None:
+    if "global_encoder" not in onnx.metadata:
         raise InputError(f"{onnx.source} does not record its global encoder: export it again with pdmer export")
-    encoder_device = "cuda" if onnx.device == "cuda" else "cpu"
-    encoder = load_global_encoder(spec["name"], imagebind_checkpoint=imagebind, device=encoder_device,
-                                  **spec["options"])
-    if encoder.dim != onnx.global_dim:
-        raise InputError(f"{onnx.source} expects {onnx.global_dim}-d global vectors; its {encoder.name} encoder gives "
-                         f"{encoder.dim}-d: export it again from its checkpoint")
-    windows = GlobalWindows(**onnx.json_field("global_windows", {}))
+    encoder, windows = recorded_inputs(onnx.metadata, onnx.global_dim, source=onnx.source, imagebind=imagebind,
+                                       device="cuda" if onnx.device == "cuda" else "cpu")
     return Deployed(onnx, encoder, windows, name, chosen.name if chosen else "default")
 
 

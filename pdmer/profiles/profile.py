@@ -60,13 +60,12 @@ def create(name: str, audio: str | Path, curve: str | Path, *, base: str | Path,
     """Adapt ``base`` (a model checkpoint) to one listener from one song and their curve for it; store it."""
     import torch
 
-    from pdmer.data.features import GlobalWindows
+    from pdmer.data.features import recorded_inputs
     from pdmer.export.graph import export_onnx
     from pdmer.export.predict import read_song, waveform_features
     from pdmer.fileio import file_sha256
     from pdmer.model.adapt import AdaptConfig, adapt
     from pdmer.model.checkpoint import deployment_metadata, load_model, save_model, weights_hash
-    from pdmer.model.encoders import load_global_encoder
     from pdmer.model.registry import architecture_of
     from pdmer.profiles.curve import support_curve
 
@@ -79,9 +78,7 @@ def create(name: str, audio: str | Path, curve: str | Path, *, base: str | Path,
     labels = support_curve(curve, seconds, scale=scale)
     model = load_model(base)
     context = deployment_metadata(base)
-    spec = json.loads(context["global_encoder"])
-    encoder = load_global_encoder(spec["name"], **spec["options"])
-    windows = GlobalWindows(**json.loads(context["global_windows"]))
+    encoder, windows = recorded_inputs(context, model.config.global_dim, source=str(base))
     mel, global_feat = waveform_features(encoder, windows, waveform, rate, progress=progress)
     rows = slice(labels.first_step, labels.first_step + len(labels.va))
     support = (mel[rows], global_feat[rows], torch.from_numpy(labels.va))
