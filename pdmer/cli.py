@@ -223,6 +223,8 @@ def evaluate(checkpoints, data, data_format, split, task, support, baseline, tra
 @click.option("--n-test-listeners", type=click.IntRange(min=0), default=6, show_default=True)
 @click.option("--songs-per-train-listener", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--song-seconds", type=click.FloatRange(min=1), default=45.0, show_default=True)
+@click.option("--bias-sd", type=click.FloatRange(0, 1), default=0.12, show_default=True,
+              help="Spread of listeners' offsets (a variant: only the default is calibrated to DEAM).")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 @user_errors
 def synth(out, seed, force, **sizes) -> None:

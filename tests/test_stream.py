@@ -11,6 +11,7 @@ import pytest
 import soundfile
 import torch
 
+from pdmer.errors import InputError
 from pdmer.model.checkpoint import save_model
 from pdmer.model.registry import build_model
 
@@ -127,3 +128,99 @@ def test_stream_refuses_bad_targets_and_profiles(setup, tmp_path):
                               "nobody", "--source", str(setup["music"]), "--fast"], capture_output=True, text=True,
                              timeout=300, env={**__import__("os").environ, "PDMER_HOME": str(tmp_path)})
     assert unknown.returncode == 2 and "known profiles: default" in unknown.stderr
+
+
+def test_raw_pcm_on_stdin_streams_like_the_file(setup, oscdump):  # noqa: F811
+    """``--source -``: f32le stereo PCM piped in gives the file's frames (the same samples, downmixed)."""
+    port, read = oscdump
+    from pdmer.audio import load_audio
+
+    wave, _ = load_audio(setup["music"])
+    stereo = np.repeat(wave[:, None], 2, axis=1).astype("<f4").tobytes()
+    result = subprocess.run([sys.executable, "-m", "pdmer.streamer", "--model", str(setup["model"]), "--source", "-",
+                             "--rate", str(RATE), "--channels", "2", "--format", "f32le", "--osc", f"127.0.0.1:{port}"],
+                            input=stereo, capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"stdin (f32le, 2 ch)" in result.stderr
+    expected = [f for f in run_engine(setup["deployed"], wave, 1000, start_at_sound=True) if not f.silent]
+    frames = [args for path, _, args in read(len(expected) * 5 + 2) if path == "/pdmer/frame"]
+    assert [float(a[0]) for a in frames] == [f.time_s for f in expected]
+    values = np.array([[float(a[1]), float(a[2])] for a in frames])
+    assert np.abs(values - np.clip([(f.valence, f.arousal) for f in expected], -1, 1)).max() <= 1e-4
+
+
+def test_raw_pcm_decoding():
+    import io
+
+    from pdmer.streamer.sources import StdinSource
+
+    samples = np.array([[0, -32768], [16384, 16384], [32767, 0]], "<i2")  # 3 stereo sample frames
+    data = samples.tobytes() + b"\x01"  # a trailing partial sample is dropped at the end of input
+    source = StdinSource(8000, channels=2, sample_format="s16le", stream=io.BytesIO(data))
+    got = np.concatenate(list(source.chunks()))
+    np.testing.assert_allclose(got, [-0.5, 0.5, 32767 / 65536], atol=1e-7)
+    with pytest.raises(InputError, match="unknown PCM format"):
+        StdinSource(8000, sample_format="u8")
+
+
+def test_smoothing_and_interpolation():
+    from pdmer.streamer.shaping import Interpolator, Point, Smoother
+
+    smooth = Smoother(1.0)
+    keep = np.exp(-0.5)  # time constant 1 s, 0.5 s steps
+    first, second = smooth(Point(0.0, 1.0, -1.0)), smooth(Point(0.5, 0.0, 0.0))
+    assert (first.valence, first.arousal) == (1.0, -1.0)
+    assert np.isclose(second.valence, keep) and np.isclose(second.arousal, -keep)
+    smooth.reset()
+    assert smooth(Point(9.0, 0.2, 0.3)).valence == 0.2  # after silence: no fade from the music before
+    assert Smoother(0.0)(Point(0.0, 0.4, 0.1)).valence == 0.4
+
+    lerp = Interpolator(20.0)  # 10 points per hop
+    assert lerp(Point(0.0, 0.0, 0.0)) == [Point(0.0, 0.0, 0.0)]
+    points = lerp(Point(0.5, 1.0, -1.0))
+    assert len(points) == 10 and lerp.interval_s == 0.05
+    assert np.allclose([p.time_s for p in points], np.arange(1, 11) * 0.05)
+    assert np.allclose([p.valence for p in points], np.arange(1, 11) / 10)
+    assert points[-1] == Point(0.5, 1.0, -1.0)  # each hop ends on the model's frame
+    assert lerp(Point(3.0, 0.0, 0.0)) == [Point(3.0, 0.0, 0.0)]  # after a gap (silence): no ramp across it
+    with pytest.raises(InputError, match="out-rate"):
+        Interpolator(500.0)
+
+
+def test_out_rate_sends_interpolated_points_that_end_on_each_frame(setup, oscdump):  # noqa: F811
+    port, read = oscdump
+    result = stream(setup, "--source", setup["music"], "--fast", "--out-rate", "10", "--smooth", "1",
+                    "--osc", f"127.0.0.1:{port}")
+    assert result.returncode == 0, result.stderr
+    from pdmer.audio import load_audio
+    from pdmer.streamer.shaping import Interpolator, Point, Smoother
+
+    wave, _ = load_audio(setup["music"])
+    smooth, lerp, expected = Smoother(1.0), Interpolator(10.0), []
+    engine = run_engine(setup["deployed"], wave, 1000, start_at_sound=True)
+    for f in engine:
+        expected += lerp(smooth(Point(f.time_s, f.valence, f.arousal)))
+    frames = [args for path, _, args in read(len(expected) * 5 + 2) if path == "/pdmer/frame"]
+    assert len(frames) == len(expected) == 1 + 5 * (len(engine) - 1)  # 5 points per hop after the first frame
+    assert np.allclose([float(a[0]) for a in frames], [p.time_s for p in expected], atol=1e-6)
+    values = np.array([[float(a[1]), float(a[2])] for a in frames])
+    assert np.abs(values - np.clip([(p.valence, p.arousal) for p in expected], -1, 1)).max() <= 1e-4
+
+
+class CountingEncoder:
+    def __init__(self, encoder):
+        self.encoder, self.calls = encoder, 0
+
+    def embed(self, audio, rate):
+        self.calls += 1
+        return self.encoder.embed(audio, rate)
+
+
+@pytest.mark.parametrize("every, calls", [(None, 5), (2, 12)])
+def test_global_refresh_period_is_configurable(setup, every, calls):
+    import dataclasses
+
+    counting = CountingEncoder(setup["deployed"].encoder)
+    deployed = dataclasses.replace(setup["deployed"], encoder=counting)
+    frames = run_engine(deployed, song(12.0), 2205, global_every=every)
+    assert len(frames) == 24 and counting.calls == calls  # 24 steps: anchors every 5 (the model's) or 2 steps

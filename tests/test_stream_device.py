@@ -24,8 +24,14 @@ RATE = 44100
 
 
 @pytest.fixture
-def pulse(tmp_path):
+def pulse(pulse_rig):
     """Environment of a private PulseAudio daemon with a null sink 'vmic' (its monitor: the default source)."""
+    return pulse_rig[0]
+
+
+@pytest.fixture
+def pulse_rig(tmp_path):
+    """(environment, daemon process) of a private PulseAudio daemon with a null sink 'vmic'."""
     missing = [tool for tool in ("pulseaudio", "pactl", "paplay") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"{missing} missing: apt-get install pulseaudio pulseaudio-utils libasound2-plugins "
@@ -48,19 +54,15 @@ def pulse(tmp_path):
     else:
         daemon.kill()
         pytest.fail(f"pulseaudio did not come up: {(root / 'pa.log').read_text()[-2000:]}")
-    yield env
+    yield env, daemon
     daemon.terminate()
     daemon.wait(timeout=10)
 
 
-@pytest.mark.slow
-def test_music_into_the_device_reaches_oscdump_at_2_hz(setup, pulse, oscdump, tmp_path):  # noqa: F811
-    port, read = oscdump
-    music = shared_path("data", "music", "hr-savino-ocean.ogg")  # 60.5 s, CC BY-SA (see its COPYRIGHT file)
-    stats = tmp_path / "stats.json"
-    stream = subprocess.Popen([sys.executable, "-m", "pdmer.streamer", "--model", str(setup["model"]), "--osc",
-                               f"127.0.0.1:{port}", "--stats-json", str(stats), "--quiet"], env=pulse,
-                              stderr=subprocess.PIPE, text=True)
+def start_stream(model, env, *args):
+    """pdmer-stream from the default input device; returns (process, stderr lines) once it has started."""
+    stream = subprocess.Popen([sys.executable, "-m", "pdmer.streamer", "--model", str(model), *map(str, args)],
+                              env=env, stderr=subprocess.PIPE, text=True)
     started = threading.Event()
     log = []
 
@@ -72,6 +74,15 @@ def test_music_into_the_device_reaches_oscdump_at_2_hz(setup, pulse, oscdump, tm
 
     threading.Thread(target=watch, daemon=True).start()
     assert started.wait(120), "".join(log)
+    return stream, log
+
+
+@pytest.mark.slow
+def test_music_into_the_device_reaches_oscdump_at_2_hz(setup, pulse, oscdump, tmp_path):  # noqa: F811
+    port, read = oscdump
+    music = shared_path("data", "music", "hr-savino-ocean.ogg")  # 60.5 s, CC BY-SA (see its COPYRIGHT file)
+    stats = tmp_path / "stats.json"
+    stream, log = start_stream(setup["model"], pulse, "--osc", f"127.0.0.1:{port}", "--stats-json", stats, "--quiet")
     assert "vmic" in log[0] or "default" in log[0] or "pulse" in log[0], log[0]
     subprocess.run(["paplay", "--device=vmic", str(music)], env=pulse, check=True, timeout=120)
     time.sleep(1.5)
@@ -104,3 +115,34 @@ def test_music_into_the_device_reaches_oscdump_at_2_hz(setup, pulse, oscdump, tm
     assert len(common) >= 115
     expected = np.clip([fast[times[i]] for i in common], -1, 1)
     assert np.abs(values[common] - expected).max() <= 1e-4, np.abs(values[common] - expected).max()
+
+
+@pytest.mark.slow
+def test_a_device_that_disappears_ends_the_stream_with_a_message(setup, pulse_rig, oscdump, tmp_path):  # noqa: F811
+    """The sound server dies under a running stream: pdmer-stream says so, keeps its statistics and exits 2 (it does
+    not reconnect: a supervisor such as systemd restarts it)."""
+    env, daemon = pulse_rig
+    port, read = oscdump
+    stats = tmp_path / "stats.json"
+    stream, log = start_stream(setup["model"], env, "--osc", f"127.0.0.1:{port}", "--stats-json", stats, "--quiet",
+                               "--no-start-at-sound")
+    music = shared_path("data", "music", "hr-savino-ocean.ogg")
+    player = subprocess.Popen(["paplay", "--device=vmic", str(music)], env=env)
+    deadline = time.monotonic() + 60
+    while not any(path == "/pdmer/frame" for path, _, _ in read(1, timeout=1)):  # music is flowing
+        assert time.monotonic() < deadline, "".join(log)
+    daemon.kill()  # the device disappears
+    player.kill()
+    try:
+        code = stream.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        stream.kill()
+        pytest.fail("pdmer-stream did not end after its device disappeared: " + "".join(log))
+    time.sleep(0.2)
+    assert code == 2, "".join(log)
+    assert "stopped delivering audio" in "".join(log) and "Traceback" not in "".join(log), "".join(log)
+    report = json.loads(stats.read_text())
+    assert report["stopped_by"].startswith("error:") and report["frames_sent"] >= 1, report
+    states = [args[0] for path, _, args in read(1) if path == "/pdmer/status"]
+    assert states[-1] == '"stopped"', states  # receivers are told the stream has ended
+    print("".join(log))

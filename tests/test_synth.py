@@ -268,3 +268,13 @@ def test_synth_modules_do_not_import_torch():
     code = "import sys, pdmer.data.synth; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
+
+
+def test_bias_sd_widens_offsets_and_changes_nothing_else():
+    narrow, wide = generate(3, **TINY), generate(3, **TINY, bias_sd=0.36)
+    assert [s.id for s in narrow.songs] == [s.id for s in wide.songs]
+    for a, b in zip(narrow.listeners, wide.listeners):
+        assert np.allclose(np.array(b.bias), 3 * np.array(a.bias), atol=3e-6)  # same draws, three times the spread
+        assert (a.gain, a.lag_s, a.weights) == (b.gain, b.lag_s, b.weights)
+    with pytest.raises(InputError, match="bias_sd"):
+        generate(3, **TINY, bias_sd=-0.1)

@@ -17,11 +17,17 @@ DEFAULT_TARGET = "127.0.0.1:9000"  # pdmer.streamer.osc.DEFAULT_TARGET
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="A .onnx export or .safetensors checkpoint (the base model).")
 @click.option("--profile", "profile_name", help="Listener profile to stream for (default: the base model).")
-@click.option("--source", type=click.Path(dir_okay=False),
-              help="Play this audio file into the stream instead of a device (real-time pace; --fast: no pacing).")
-@click.option("--fast", is_flag=True, help="With --source: no real-time pacing (tests, batch use).")
+@click.option("--source", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Play this audio file into the stream instead of a device (real-time pace; --fast: no pacing); "
+                   "'-' reads raw PCM from standard input (--rate, --channels, --format).")
+@click.option("--fast", is_flag=True, help="With --source FILE: no real-time pacing (tests, batch use).")
 @click.option("--device", help="Input device name or index (default: the system's default input).")
-@click.option("--rate", type=int, help="Device sample rate (default: the device's own).")
+@click.option("--rate", type=click.IntRange(min=1), help="Device sample rate (default: the device's own); raw PCM's "
+              "rate (default 44100).")
+@click.option("--channels", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Raw PCM: interleaved channels (downmixed to mono).")
+@click.option("--format", "sample_format", type=click.Choice(["s16le", "s32le", "f32le"]), default="s16le",
+              show_default=True, help="Raw PCM: sample format.")
 @click.option("--list-devices", is_flag=True, help="List the input devices and exit.")
 @click.option("--start-at-sound/--no-start-at-sound", default=True, show_default=True,
               help="Start the stream's clock at the first sound above -60 dBFS.")
@@ -31,14 +37,22 @@ DEFAULT_TARGET = "127.0.0.1:9000"  # pdmer.streamer.osc.DEFAULT_TARGET
 @click.option("--bundle", is_flag=True, help="Send each frame's messages as one OSC bundle.")
 @click.option("--lookahead", type=click.IntRange(0, 59), default=0, show_default=True,
               help="Emit the step this many hops back (more context, lookahead x 0.5 s later).")
+@click.option("--smooth", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Smooth the values with this time constant in seconds (0: off).")
+@click.option("--out-rate", type=click.FloatRange(0, 200), default=0.0, show_default=True,
+              help="Send values at this rate in Hz, interpolated between frames (0: the frames' 2 Hz); the "
+                   "interpolated output runs one hop (0.5 s) behind.")
+@click.option("--global-every", type=click.FloatRange(0.5, 30), help="Refresh the global (30 s) vector every this "
+              "many seconds, a multiple of 0.5 (default: the model's training period, 2.5 s).")
 @click.option("--stats-json", type=click.Path(dir_okay=False), help="Write the run's statistics here at exit.")
 @click.option("--quiet", is_flag=True, help="No status line.")
-def main(model_path, profile_name, source, fast, device, rate, list_devices, start_at_sound, targets, osc_prefix,
-         bundle, lookahead, stats_json, quiet) -> None:
+def main(list_devices, **options) -> None:
     """Stream valence and arousal of audio over OSC, twice a second, as one listener hears it.
 
     Messages (prefix /pdmer): /va f f, /valence f, /arousal f, /va01 f f (mapped to 0..1), /frame f f f (stream
-    time, valence, arousal) per 0.5 s frame, and /status s f i (state, stream time, overruns) every second."""
+    time, valence, arousal) per 0.5 s frame (or per --out-rate point), and /status s f i (state, stream time,
+    overruns) every second. A device that disappears ends the stream with an error (exit code 2, the statistics
+    still written); it does not reconnect."""
     from pdmer.cli import user_errors
 
     if list_devices:
@@ -47,44 +61,65 @@ def main(model_path, profile_name, source, fast, device, rate, list_devices, sta
         for line in user_errors(devices)():
             click.echo(line)
         return
-    if fast and not source:
+    if options["fast"] and not (options["source"] and options["source"] != "-"):
         raise click.UsageError("--fast needs --source FILE")
-    user_errors(run)(model_path, profile_name, source, fast, device, rate, start_at_sound, targets, osc_prefix,
-                     bundle, lookahead, stats_json, quiet)
+    every = options["global_every"]
+    if every is not None and abs(every * 2 - round(every * 2)) > 1e-9:
+        raise click.BadParameter(f"{every} s is not a multiple of the 0.5 s hop", param_hint="--global-every")
+    user_errors(run)(**options)
 
 
-def run(model_path, profile_name, source, fast, device, rate, start_at_sound, targets, osc_prefix, bundle,
-        lookahead, stats_json, quiet) -> None:
+def open_source(source, fast, device, rate, channels, sample_format):
+    from pdmer.streamer.sources import DeviceSource, FileSource, StdinSource
+
+    if source == "-":
+        return StdinSource(rate or 44100, channels=channels, sample_format=sample_format)
+    if source:
+        return FileSource(source, fast=fast)
+    return DeviceSource(int(device) if device and device.isdigit() else device, rate=rate)
+
+
+def run(model_path, profile_name, source, fast, device, rate, channels, sample_format, start_at_sound, targets,
+        osc_prefix, bundle, lookahead, smooth, out_rate, global_every, stats_json, quiet) -> None:
     import numpy as np
 
+    from pdmer.errors import PdmerError
     from pdmer.export.predict import load_deployed
     from pdmer.fileio import atomic_path
     from pdmer.streamer.engine import Engine
     from pdmer.streamer.osc import OscOut, parse_target
-    from pdmer.streamer.sources import DeviceSource, FileSource
+    from pdmer.streamer.shaping import Interpolator, Pacer, Point, Smoother
 
     out = OscOut([parse_target(t) for t in targets], prefix=osc_prefix, bundle=bundle)  # bad targets: fail first
+    smoother, interpolator = Smoother(smooth), Interpolator(out_rate)
     deployed = load_deployed(model_path, profile=profile_name, threads=2)
-    if source:
-        audio = FileSource(source, fast=fast)
-    else:
-        audio = DeviceSource(int(device) if device and device.isdigit() else device, rate=rate)
-    engine = Engine(deployed, audio.rate, lookahead=lookahead, start_at_sound=start_at_sound)
+    audio = open_source(source, fast, device, rate, channels, sample_format)
+    engine = Engine(deployed, audio.rate, lookahead=lookahead, start_at_sound=start_at_sound,
+                    global_every=None if global_every is None else round(global_every * 2))
+    send = lambda point: out.frame(point.time_s, point.valence, point.arousal)  # noqa: E731
+    pacer = Pacer(send, interpolator.interval_s) if interpolator.per_hop > 1 and not fast else None
     click.echo(f"pdmer-stream: {audio.name} at {audio.rate} Hz -> OSC {', '.join(map(str, out.targets))} "
                f"({osc_prefix}), profile {deployed.profile}", err=True)
     quiet = quiet or not sys.stderr.isatty()  # a status line rewrites itself: only on a terminal
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
-    compute, frames, silent, last_status = [], 0, 0, -1.0
+    compute, frames, silent, last_status, failure = [], 0, 0, -1.0, None
     try:
         for chunk in audio.chunks(lambda: bool(stopping)):
             for frame in engine.push(chunk):
                 compute.append(frame.compute_ms)
                 if frame.silent:
                     silent += 1
+                    smoother.reset()
+                    interpolator.last = None
                 else:
                     frames += 1
-                    out.frame(frame.time_s, frame.valence, frame.arousal)
+                    points = interpolator(smoother(Point(frame.time_s, frame.valence, frame.arousal)))
+                    if pacer:
+                        pacer.put(points)
+                    else:
+                        for point in points:
+                            send(point)
                 if frame.time_s - last_status >= 1.0:
                     out.status("silence" if frame.silent else "running", frame.time_s, audio.overruns)
                     last_status = frame.time_s
@@ -94,15 +129,20 @@ def run(model_path, profile_name, source, fast, device, rate, start_at_sound, ta
                                f"overruns {audio.overruns}  profile {deployed.profile}", nl=False, err=True)
     except KeyboardInterrupt:
         stopping.append("SIGINT")
+    except PdmerError as error:  # the source failed mid-stream: end cleanly, say why, keep the statistics
+        failure = error
+        stopping.append(f"error: {error}")
     finally:
         engine.close()
+        if pacer:
+            pacer.close()
         out.status("stopped", engine.step * 0.5, audio.overruns)
         out.close()
     if not quiet:
         click.echo("", err=True)
     stats = {
         "source": audio.name, "rate": audio.rate, "profile": deployed.profile, "model": deployed.name, "steps": engine.step,
-        "frames_sent": frames, "silent_steps": silent, "osc_send_errors": out.send_errors,
+        "frames_sent": frames, "osc_messages_sent": out.sent, "silent_steps": silent, "osc_send_errors": out.send_errors,
         "overruns": audio.overruns, "skipped_before_sound_s": engine.skipped / audio.rate,
         "stopped_by": stopping[0] if stopping else "end of source",
         "hop_compute_ms": {"median": float(np.median(compute)) if compute else math.nan,
@@ -111,5 +151,7 @@ def run(model_path, profile_name, source, fast, device, rate, start_at_sound, ta
     if stats_json:
         with atomic_path(stats_json) as temporary:
             temporary.write_text(json.dumps(stats, indent=1) + "\n")
+    if failure is not None:
+        raise failure
     if stopping and stopping[0] == "SIGINT":
         sys.exit(130)

@@ -11,11 +11,13 @@ Global vectors come from trailing windows (the windows the model was trained wit
 5 steps). A refresh starts at its anchor step on a worker thread, off the hop's path, and is used from one refresh
 period later: steps a .. a+4 use the vector of anchor a-5. So the values do not depend on how fast the worker was,
 and a stream from a device gives what ``--fast`` gives on the same audio. Until the first refresh is ready, the
-first vector is waited for.
+first vector is waited for. ``global_every`` (steps) changes the refresh period: fewer refreshes cost less CPU on
+a small machine, more follow changes sooner; the model was trained with its checkpoint's period (a deviation).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import deque
@@ -43,7 +45,7 @@ class Frame:
 
 class Engine:
     def __init__(self, deployed, rate: int, *, lookahead: int = 0, silence_db: float = SILENCE_DB,
-                 start_at_sound: bool = False):
+                 start_at_sound: bool = False, global_every: int | None = None):
         from pdmer.model.preprocess import LogMelSlicer, MelConfig
 
         slice_samples = rate * STEP_SECONDS
@@ -53,6 +55,11 @@ class Engine:
         if not 0 <= lookahead < MODEL_WINDOW:
             raise InputError(f"lookahead must be 0..{MODEL_WINDOW - 1} hops, got {lookahead}")
         self.onnx, self.encoder, self.windows = deployed.onnx, deployed.encoder, deployed.windows
+        if global_every is not None:
+            if not 1 <= global_every <= MODEL_WINDOW:
+                raise InputError(f"the global vector's refresh period must be 1..{MODEL_WINDOW} steps "
+                                 f"(0.5..{MODEL_WINDOW * STEP_SECONDS:.0f} s), got {global_every}")
+            self.windows = dataclasses.replace(self.windows, refresh_steps=global_every)
         self.rate, self.slice_samples = rate, int(slice_samples)
         self.lookahead, self.silence_db = lookahead, silence_db
         # With start_at_sound, stream time 0 is the first sample above the silence level: the slice grid then sits

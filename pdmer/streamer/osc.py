@@ -18,6 +18,7 @@ are counted (``send_errors``) for the status line and the stats.
 from __future__ import annotations
 
 import socket
+import threading
 from dataclasses import dataclass
 
 from pdmer.errors import InputError
@@ -75,6 +76,7 @@ class OscOut:
             self.sockets[family] = socket.socket(family, socket.SOCK_DGRAM)
             self.sockets[family].setblocking(False)
         self.sent = self.send_errors = 0
+        self.lock = threading.Lock()  # frames may go out from a pacing thread while the status goes from the main one
 
     def frame(self, time_s: float, valence: float, arousal: float) -> None:
         """One frame; values are clipped to [-1, 1], the range receivers are told to expect."""
@@ -109,14 +111,15 @@ class OscOut:
             datagrams = [bundle.build().dgram]
         else:
             datagrams = [message.dgram for message in built]
-        for target in self.targets:
-            sock = self.sockets[target.family]
-            for datagram in datagrams:
-                try:
-                    sock.sendto(datagram, target.address)
-                    self.sent += 1
-                except OSError:  # refused (nobody listening), no route, buffer full: count it, carry on
-                    self.send_errors += 1
+        with self.lock:
+            for target in self.targets:
+                sock = self.sockets[target.family]
+                for datagram in datagrams:
+                    try:
+                        sock.sendto(datagram, target.address)
+                        self.sent += 1
+                    except OSError:  # refused (nobody listening), no route, buffer full: count it, carry on
+                        self.send_errors += 1
 
     def close(self) -> None:
         for sock in self.sockets.values():

@@ -1,7 +1,9 @@
-"""Where the stream's audio comes from: a file (at real-time pace, or as fast as possible) or an input device."""
+"""Where the stream's audio comes from: a file (at real-time pace, or as fast as possible), raw PCM on standard
+input, or an input device."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +37,48 @@ class FileSource:
             yield self.samples[start : start + size]
 
 
+PCM_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4")}
+
+
+class StdinSource:
+    """Raw interleaved PCM on standard input (e.g. ``parec``, ``ffmpeg -f s16le -``, ``arecord -t raw``), paced by
+    whoever writes it; ends at end of input. Channels are downmixed to mono, integers scaled to -1..1."""
+
+    def __init__(self, rate: int, *, channels: int = 1, sample_format: str = "s16le", stream=None):
+        from pdmer.errors import InputError
+
+        if sample_format not in PCM_FORMATS:
+            raise InputError(f"unknown PCM format {sample_format!r}; use one of {', '.join(PCM_FORMATS)}")
+        if rate <= 0 or channels < 1:
+            raise InputError(f"raw PCM needs a positive --rate and --channels, got {rate} Hz, {channels} channels")
+        self.rate, self.channels, self.dtype = rate, channels, PCM_FORMATS[sample_format]
+        self.stream = stream if stream is not None else sys.stdin.buffer
+        self.name, self.overruns = f"stdin ({sample_format}, {channels} ch)", 0
+
+    def chunks(self, stopping=lambda: False) -> Iterator[np.ndarray]:
+        frame_bytes = self.dtype.itemsize * self.channels
+        size = max(1, round(self.rate * CHUNK_SECONDS)) * frame_bytes
+        pending = b""
+        while not stopping():
+            data = self.stream.read1(size) if hasattr(self.stream, "read1") else self.stream.read(size)
+            if not data:
+                return  # end of input (a trailing partial sample frame is dropped)
+            pending += data
+            whole = len(pending) - len(pending) % frame_bytes
+            block, pending = pending[:whole], pending[whole:]
+            if block:
+                yield self.decode(block)
+
+    def decode(self, block: bytes) -> np.ndarray:
+        samples = np.frombuffer(block, self.dtype).reshape(-1, self.channels).mean(axis=1, dtype=np.float64)
+        if self.dtype.kind == "i":
+            samples = samples / float(2 ** (8 * self.dtype.itemsize - 1))
+        return samples.astype(np.float32)
+
+
 PORTAUDIO_HINT = "sudo apt-get install -y libportaudio2"
 QUEUE_SECONDS = 10.0  # audio the callback may run ahead of the engine before blocks are dropped (overruns)
+STALL_SECONDS = 5.0  # no audio from a started device for this long: it is gone (PortAudio does not always say so)
 
 
 def sounddevice_module():
@@ -76,9 +118,14 @@ class DeviceSource:
         self.rate = int(rate or info["default_samplerate"])
         self.blocks: queue.Queue = queue.Queue(maxsize=max(1, int(QUEUE_SECONDS / CHUNK_SECONDS)))
         self.overruns = 0
-        self.error: str | None = None
-        self.stream = sd.InputStream(device=device, channels=min(2, info["max_input_channels"]),
-                                     samplerate=self.rate, dtype="float32", callback=self.callback)
+        try:
+            self.stream = sd.InputStream(device=device, channels=min(2, info["max_input_channels"]),
+                                         samplerate=self.rate, dtype="float32", callback=self.callback)
+        except sd.PortAudioError as error:
+            from pdmer.errors import InputError
+
+            raise InputError(f"cannot open input device {self.name!r} at {self.rate} Hz ({error}); try another "
+                             "--rate or --device (pdmer-stream --list-devices)") from None
 
     def callback(self, indata, frames, time_info, status) -> None:
         if status.input_overflow:
@@ -89,20 +136,30 @@ class DeviceSource:
             self.overruns += 1
 
     def chunks(self, stopping) -> Iterator[np.ndarray]:
-        """Blocks as they arrive, until ``stopping()`` is true; a device that stops delivering is an error."""
+        """Blocks as they arrive, until ``stopping()`` is true. A device that stops delivering (unplugged, its sound
+        server gone) ends the stream with an error: pdmer-stream does not reconnect, a supervisor can restart it."""
         import queue
 
         from pdmer.errors import InputError
 
         self.stream.start()
+        last = time.monotonic()
         try:
             while not stopping():
                 try:
-                    yield self.blocks.get(timeout=0.5)
+                    block = self.blocks.get(timeout=0.5)
                 except queue.Empty:
-                    if not self.stream.active:
-                        raise InputError(f"input device {self.name!r} stopped delivering audio (was it unplugged?); "
-                                         "the stream ends here") from None
+                    silent_for = time.monotonic() - last
+                    if not self.stream.active or silent_for > STALL_SECONDS:
+                        raise InputError(f"input device {self.name!r} stopped delivering audio (no samples for "
+                                         f"{silent_for:.1f} s: unplugged, or its sound server gone); the stream ends "
+                                         "here") from None
+                    continue
+                last = time.monotonic()
+                yield block
         finally:
-            self.stream.abort()
-            self.stream.close()
+            try:
+                self.stream.abort()
+                self.stream.close()
+            except Exception:  # a device already gone may fail to close; the stream is over either way
+                pass

@@ -57,6 +57,7 @@ class Benchmark:
     listeners: list[Listener]
     curves: list[Curve]
     splits: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    bias_sd: float = rules.BIAS_SD  # spread of the listeners' offsets
 
     def song(self, song_id: str) -> SynthSong:
         return self.index[song_id]
@@ -135,11 +136,12 @@ def assign(rng: np.random.Generator, n_songs: int, n_listeners: int, per_listene
 
 def generate(seed: int = 0, *, n_train_songs: int = 40, n_val_songs: int = 16, n_test_songs: int = 16,
              n_train_listeners: int = 16, n_val_listeners: int = 4, n_test_listeners: int = 6,
-             songs_per_train_listener: int = 20, song_seconds: float = 45.0) -> Benchmark:
+             songs_per_train_listener: int = 20, song_seconds: float = 45.0, bias_sd: float = rules.BIAS_SD) -> Benchmark:
     """The benchmark of ``seed``; audio is rendered lazily, on first use of ``song.waveform``.
 
     Train listeners label ``songs_per_train_listener`` (>= 16) of the train songs; a val (test) split is either
-    absent (0 songs, 0 listeners) or has >= 16 songs, each labelled by every one of its >= 1 listeners."""
+    absent (0 songs, 0 listeners) or has >= 16 songs, each labelled by every one of its >= 1 listeners.
+    ``bias_sd`` is the spread of listeners' offsets; only the default keeps the DEAM calibration."""
     seed = count("seed", seed)
     sizes = {name: count(name, value) for name, value in dict(
         n_train_songs=n_train_songs, n_val_songs=n_val_songs, n_test_songs=n_test_songs,
@@ -147,6 +149,8 @@ def generate(seed: int = 0, *, n_train_songs: int = 40, n_val_songs: int = 16, n
         songs_per_train_listener=songs_per_train_listener).items()}
     sizes["song_seconds"] = song_seconds
     check_sizes(sizes)
+    if not 0.0 <= bias_sd <= 1.0:
+        raise InputError(f"bias_sd must be within 0..1 (the curves' scale), got {bias_sd}")
     song_seconds = sizes["song_seconds"] = float(song_seconds)
 
     songs, listeners, curves, splits = [], [], [], {}
@@ -157,7 +161,7 @@ def generate(seed: int = 0, *, n_train_songs: int = 40, n_val_songs: int = 16, n
         first_song, first_listener = len(songs), len(listeners)
         songs += [SynthSong(f"s{i + 1:03d}", compose(np.random.default_rng([seed, SONG, i]), song_seconds))
                   for i in range(first_song, first_song + n_songs)]
-        listeners += [draw_listener(np.random.default_rng([seed, LISTENER, i]), f"L{i + 1:02d}")
+        listeners += [draw_listener(np.random.default_rng([seed, LISTENER, i]), f"L{i + 1:02d}", bias_sd)
                       for i in range(first_listener, first_listener + n_listeners)]
         if split == "train":
             labelled = assign(np.random.default_rng([seed, ASSIGN]), n_songs, n_listeners, songs_per_train_listener)
@@ -172,7 +176,7 @@ def generate(seed: int = 0, *, n_train_songs: int = 40, n_val_songs: int = 16, n
                                     source=f"synthetic seed {seed}, {listeners[who].id}/{song.id}"))
         splits[split] = {"songs": [s.id for s in songs[first_song:]],
                          "listeners": [w.id for w in listeners[first_listener:]]}
-    return Benchmark(seed, sizes, songs, listeners, curves, splits)
+    return Benchmark(seed, sizes, songs, listeners, curves, splits, float(bias_sd))
 
 
 def ccc(pred: np.ndarray, target: np.ndarray) -> float:
@@ -267,7 +271,7 @@ def make_benchmark(root: str | Path, seed: int = 0, *, overwrite: bool = False, 
     benchmark = generate(seed, **sizes)
     extra = {"synth": {
         "generator": "pdmer.data.synth", "version": GENERATOR_VERSION, "seed": benchmark.seed,
-        "sizes": benchmark.sizes, "rate": RATE, "cue_names": list(CUE_NAMES),
+        "sizes": benchmark.sizes, "bias_sd": benchmark.bias_sd, "rate": RATE, "cue_names": list(CUE_NAMES),
         "listeners": {w.id: w.to_dict() for w in benchmark.listeners},
         "consensus": {"description": "the population's mean listener (not written as a listener)",
                       **CONSENSUS.to_dict()},

@@ -83,8 +83,9 @@ def rounded(weights: dict[str, float]) -> dict[str, float]:
     return {cue: round(float(w), 6) for cue, w in weights.items()}
 
 
-def draw_listener(rng: np.random.Generator, listener_id: str) -> Listener:
-    """A random listener from the population described in the module docstring."""
+def draw_listener(rng: np.random.Generator, listener_id: str, bias_sd: float = BIAS_SD) -> Listener:
+    """A random listener from the population described in the module docstring; ``bias_sd`` widens or narrows how
+    far listeners' offsets spread (a benchmark variant: the default is calibrated, see the docstring)."""
     cues = list(AROUSAL_SHARE)
     share = np.array(list(AROUSAL_SHARE.values()))
     if rng.random() < MIX_CHANCE:
@@ -98,7 +99,7 @@ def draw_listener(rng: np.random.Generator, listener_id: str) -> Listener:
     valence = signs * rng.dirichlet(CONCENTRATION * abs(pull) / abs(pull).sum()) * abs(pull).sum()
     return Listener(
         id=listener_id,
-        bias=tuple(round(float(b), 6) for b in rng.normal(0.0, BIAS_SD, 2)),
+        bias=tuple(round(float(b), 6) for b in rng.normal(0.0, bias_sd, 2)),
         gain=tuple(round(float(g), 6) for g in rng.uniform(*GAIN_RANGE, 2)),
         lag_s=float(STEP_SECONDS * rng.integers(0, round(MAX_LAG_SECONDS / STEP_SECONDS) + 1)),
         weights=(rounded(dict(zip(VALENCE_PULL, valence))), rounded(dict(zip(cues, arousal)))),
