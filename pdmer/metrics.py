@@ -34,6 +34,13 @@ def _safe_divide(num: torch.Tensor, den: torch.Tensor, when_zero: float) -> torc
     return torch.where(nonzero, num / torch.where(nonzero, den, torch.ones_like(den)), torch.full_like(num, when_zero))
 
 
+def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
+    """sqrt with a zero gradient at 0 instead of inf: a constant curve (a rater who never moved the slider, or one
+    clipped at the scale's end) would otherwise make the loss's gradient NaN (inf x 0 through _safe_divide)."""
+    positive = x > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), torch.zeros_like(x))
+
+
 def _centred(x: torch.Tensor) -> torch.Tensor:
     """x minus its mean over the last axis; exactly 0 for a constant sequence, whose float mean can be an ulp off
     (scale-free PCC would otherwise read a correlation into that rounding noise)."""
@@ -55,14 +62,14 @@ def pcc(pred, target) -> torch.Tensor:
     """Pearson's correlation coefficient over the last axis."""
     pred, target = _pair(pred, target)
     pred, target = _centred(pred), _centred(target)
-    den = torch.sqrt((pred**2).sum(-1) * (target**2).sum(-1))
+    den = _safe_sqrt((pred**2).sum(-1) * (target**2).sum(-1))
     return _safe_divide((pred * target).sum(-1), den, when_zero=0.0)
 
 
 def rmse(pred, target) -> torch.Tensor:
     """Root mean squared error over the last axis."""
     pred, target = _pair(pred, target)
-    return torch.sqrt(((pred - target) ** 2).mean(-1))
+    return _safe_sqrt(((pred - target) ** 2).mean(-1))
 
 
 def va_scores(pred_va, target_va) -> dict[str, torch.Tensor]:

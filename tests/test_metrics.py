@@ -76,6 +76,10 @@ def test_degenerate_inputs_keep_gradients_finite():
     pred = torch.full((10,), 0.2, requires_grad=True)
     (ccc(pred, torch.full((10,), 0.2)) + pcc(pred, torch.full((10,), 0.2))).backward()
     assert torch.isfinite(pred.grad).all()
+    # A varying prediction of a constant target (a curve clipped at the scale's end), and an exact prediction.
+    moving = torch.linspace(-0.5, 0.5, 10, requires_grad=True)
+    (ccc(moving, torch.ones(10)) + pcc(moving, torch.ones(10)) + rmse(moving, moving.detach())).backward()
+    assert torch.isfinite(moving.grad).all()
 
 
 def test_va_scores_average_per_song_scores():
