@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -126,29 +125,14 @@ def hop(args, folder: Path) -> dict:
             "overruns": report["overruns"]}
 
 
-def pulse_daemon(folder: Path) -> tuple[dict, subprocess.Popen]:
-    missing = [tool for tool in ("pulseaudio", "pactl", "pacat") if shutil.which(tool) is None]
-    if missing:
-        raise SystemExit(f"{missing} missing: apt-get install pulseaudio pulseaudio-utils libasound2-plugins")
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(folder), "XDG_CONFIG_HOME": str(folder / "config"),
-           "XDG_STATE_HOME": str(folder / "state"), "PULSE_SERVER": f"unix:{folder}/native"}
-    (folder / "rig.pa").write_text(
-        f"load-module module-native-protocol-unix auth-anonymous=1 socket={folder}/native\n"
-        f"load-module module-null-sink sink_name=vmic norewinds=1 format=float32le rate={RATE} channels=1\n"
-        "set-default-sink vmic\nset-default-source vmic.monitor\n")
-    daemon = subprocess.Popen(["pulseaudio", "-n", "-F", str(folder / "rig.pa"), "--daemonize=no",
-                               "--exit-idle-time=-1", "--use-pid-file=no", "--realtime=no", "--high-priority=no",
-                               f"--log-target=file:{folder}/pa.log"], env=env)
-    for _ in range(200):
-        if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
-            return env, daemon
-        time.sleep(0.05)
-    daemon.kill()
-    raise SystemExit(f"pulseaudio did not come up: {(folder / 'pa.log').read_text()[-2000:]}")
-
-
 def latency(args, folder: Path) -> dict:
-    env, daemon = pulse_daemon(folder)
+    from pdmer.streamer.pulse import private_pulse
+
+    with private_pulse(folder / "pa", rate=RATE) as pulse:
+        return tone_bursts(args, folder, pulse.env)
+
+
+def tone_bursts(args, folder: Path, env: dict) -> dict:
     receiver = Receiver()
     log = folder / "stream.log"
     stream = subprocess.Popen(stream_command(args.model, receiver.port, "--no-start-at-sound"), env=env,
@@ -176,8 +160,6 @@ def latency(args, folder: Path) -> dict:
         stream.terminate()
         stream.wait(timeout=30)
         receiver.close()
-        daemon.terminate()
-        daemon.wait(timeout=10)
     ms = np.array(results) * 1e3
     return {"part": "latency", "trials": len(ms), "missed": int(np.isnan(ms).sum()),
             "latency_ms": {"median": float(np.nanmedian(ms)), "p90": float(np.nanpercentile(ms, 90)),

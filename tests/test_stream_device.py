@@ -5,8 +5,6 @@ real music played into it with paplay, the frames received by a real oscdump (DE
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,31 +30,12 @@ def pulse(pulse_rig):
 @pytest.fixture
 def pulse_rig(tmp_path):
     """(environment, daemon process) of a private PulseAudio daemon with a null sink 'vmic'."""
-    missing = [tool for tool in ("pulseaudio", "pactl", "paplay") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"{missing} missing: apt-get install pulseaudio pulseaudio-utils libasound2-plugins "
-                    "(./test.sh installs them when run as root)")
-    root = tmp_path / "pa"
-    root.mkdir()
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(root), "XDG_CONFIG_HOME": str(root / "config"),
-           "XDG_STATE_HOME": str(root / "state"), "PULSE_SERVER": f"unix:{root}/native"}
-    (root / "rig.pa").write_text(
-        f"load-module module-native-protocol-unix auth-anonymous=1 socket={root}/native\n"
-        f"load-module module-null-sink sink_name=vmic norewinds=1 format=float32le rate={RATE} channels=1\n"
-        "set-default-sink vmic\nset-default-source vmic.monitor\n")
-    daemon = subprocess.Popen(["pulseaudio", "-n", "-F", str(root / "rig.pa"), "--daemonize=no",
-                               "--exit-idle-time=-1", "--use-pid-file=no", "--realtime=no", "--high-priority=no",
-                               f"--log-target=file:{root}/pa.log"], env=env)
-    for _ in range(200):
-        if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
-            break
-        time.sleep(0.05)
-    else:
-        daemon.kill()
-        pytest.fail(f"pulseaudio did not come up: {(root / 'pa.log').read_text()[-2000:]}")
-    yield env, daemon
-    daemon.terminate()
-    daemon.wait(timeout=10)
+    from pdmer.streamer.pulse import APT_HINT, missing_tools, private_pulse
+
+    if missing_tools():
+        pytest.skip(f"{missing_tools()} missing: {APT_HINT} (./test.sh installs them when run as root)")
+    with private_pulse(tmp_path / "pa", rate=RATE) as pulse:
+        yield pulse.env, pulse.daemon
 
 
 def start_stream(model, env, *args):
