@@ -5,6 +5,7 @@ real music played into it with paplay, the frames received by a real oscdump (DE
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -125,3 +126,30 @@ def test_a_device_that_disappears_ends_the_stream_with_a_message(setup, pulse_ri
     states = [args[0] for path, _, args in read(1) if path == "/pdmer/status"]
     assert states[-1] == '"stopped"', states  # receivers are told the stream has ended
     print("".join(log))
+
+
+@pytest.mark.slow
+def test_without_an_input_device_the_bundled_excerpt_streams(setup, oscdump, tmp_path):  # noqa: F811
+    """The main command on a machine with no sound server and no sound card: the bundled excerpt, looped, at
+    real-time pace, with a line that says so and credits it."""
+    port, read = oscdump
+    env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path}/no-such-server", "PULSE_RUNTIME_PATH": str(tmp_path),
+           "XDG_RUNTIME_DIR": str(tmp_path)}
+    from pdmer.streamer.sources import DeviceSource, NoInputDevice
+
+    try:
+        DeviceSource().stream.close()
+        pytest.skip("this machine has a working input device (the fallback is for machines without one)")
+    except NoInputDevice:
+        pass
+    stream, log = start_stream(setup["model"], env, "--osc", f"127.0.0.1:{port}", "--quiet")
+    deadline = time.monotonic() + 60
+    while len([1 for path, _, _ in read(1, timeout=1) if path == "/pdmer/frame"]) < 4:
+        assert time.monotonic() < deadline and stream.poll() is None, "".join(log)
+    stream.send_signal(signal.SIGTERM)
+    assert stream.wait(timeout=60) == 0, "".join(log)
+    text = "".join(log)
+    assert "no input device" in text and "palace-excerpt.ogg (looped)" in text and "CC BY-SA 3.0" in text, text
+    frames = [args for path, _, args in read(1) if path == "/pdmer/frame"]
+    values = np.array([[float(a[1]), float(a[2])] for a in frames])
+    assert np.isfinite(values).all() and np.abs(values).max() <= 1.0

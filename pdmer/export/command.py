@@ -33,7 +33,8 @@ def _export(checkpoint, output) -> None:
 @click.command("predict")
 @click.argument("audio", type=click.Path(dir_okay=False))
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
-              help="A .onnx export (pdmer export) or a .safetensors checkpoint (exported in memory).")
+              help="A .onnx export (pdmer export) or a .safetensors checkpoint (exported in memory); default: the "
+                   "embedded default model.")
 @click.option("--profile", "profile_name", help="A listener profile (pdmer profile list); checked against --model.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write time_s,valence,arousal rows here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the curve as JSON instead of CSV.")

@@ -39,14 +39,17 @@ class Deployed:
 def load_deployed(path: str | Path | None, *, profile: str | None = None, device: str = "auto",
                   imagebind: str | None = None, threads: int | None = None) -> Deployed:
     """A model from a .onnx export, or from a .safetensors checkpoint exported (and checked) in memory; with a
-    ``profile``, that listener's adapted export, after checking it was made from this base model."""
+    ``profile``, that listener's adapted export, after checking it was made from this base model. Without either,
+    the embedded default model."""
     from pdmer.data.features import recorded_inputs
     from pdmer.export.graph import to_onnx
     from pdmer.model.checkpoint import deployment_metadata, load_model
 
     chosen = load_profile(profile) if profile else None
     if path is None and (chosen is None or chosen.folder is None):
-        raise InputError("give --model CHECKPOINT_OR_ONNX (or --profile NAME of a stored profile)")
+        from pdmer.defaults import default_model
+
+        path = default_model()  # the embedded default (pdmer/assets/default)
     if path is not None:
         path = Path(path)
         if not path.is_file():

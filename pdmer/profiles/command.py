@@ -29,7 +29,8 @@ def profile() -> None:
 @click.option("--audio", required=True, type=click.Path(dir_okay=False), help="The support song.")
 @click.option("--curve", required=True, type=click.Path(dir_okay=False),
               help="CSV time_s,valence,arousal: the listener's curve for the song (any time step).")
-@click.option("--base", required=True, type=click.Path(dir_okay=False), help="The base model checkpoint (.safetensors).")
+@click.option("--base", type=click.Path(dir_okay=False),
+              help="The base model checkpoint (.safetensors; default: the embedded default model).")
 @click.option("--scale", type=click.Choice(SCALES), default="[-1,1]", show_default=True,
               help="The scale the curve's values are on.")
 @click.option("--steps", type=click.IntRange(min=0), help="Adaptation steps (default: as the base was meta-trained).")
@@ -47,6 +48,10 @@ def _create(name, audio, curve, base, scale, steps, lr, params, force) -> None:
     from pdmer.profiles.store import check_name
 
     check_name(name, creating=True)  # before any slow work
+    if base is None:
+        from pdmer.defaults import default_checkpoint
+
+        base = default_checkpoint()
     made = create_profile(name, audio, curve, base=base, steps=steps, lr=lr, params=params, scale=scale, force=force)
     click.echo(f"profile {name!r} created in {made.folder}")
     print_fit(made.info)

@@ -15,13 +15,14 @@ DEFAULT_TARGET = "127.0.0.1:9000"  # pdmer.streamer.osc.DEFAULT_TARGET
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
-              help="A .onnx export or .safetensors checkpoint (the base model).")
+              help="A .onnx export or .safetensors checkpoint (the base model; default: the embedded one).")
 @click.option("--profile", "profile_name", help="Listener profile to stream for (default: the base model).")
 @click.option("--source", type=click.Path(dir_okay=False, allow_dash=True),
               help="Play this audio file into the stream instead of a device (real-time pace; --fast: no pacing); "
                    "'-' reads raw PCM from standard input (--rate, --channels, --format).")
 @click.option("--fast", is_flag=True, help="With --source FILE: no real-time pacing (tests, batch use).")
-@click.option("--device", help="Input device name or index (default: the system's default input).")
+@click.option("--device", help="Input device name or index (default: the system's default input; without one, a "
+              "bundled music excerpt, looped).")
 @click.option("--rate", type=click.IntRange(min=1), help="Device sample rate (default: the device's own); raw PCM's "
               "rate (default 44100).")
 @click.option("--channels", type=click.IntRange(1, 64), default=1, show_default=True,
@@ -70,13 +71,24 @@ def main(list_devices, **options) -> None:
 
 
 def open_source(source, fast, device, rate, channels, sample_format):
-    from pdmer.streamer.sources import DeviceSource, FileSource, StdinSource
+    """(the audio source, a note for the user or None). Without --source or --device, a machine whose default input
+    cannot be opened streams the bundled music excerpt, looped, so that the main command always shows the stream."""
+    from pdmer.streamer.sources import DeviceSource, FileSource, NoInputDevice, StdinSource
 
     if source == "-":
-        return StdinSource(rate or 44100, channels=channels, sample_format=sample_format)
+        return StdinSource(rate or 44100, channels=channels, sample_format=sample_format), None
     if source:
-        return FileSource(source, fast=fast)
-    return DeviceSource(int(device) if device and device.isdigit() else device, rate=rate)
+        return FileSource(source, fast=fast), None
+    try:
+        return DeviceSource(int(device) if device and device.isdigit() else device, rate=rate), None
+    except NoInputDevice as error:
+        if device is not None or rate is not None:  # the user asked for this device: say why it failed
+            raise
+        from pdmer.defaults import EXCERPT_CREDIT, MUSIC_EXCERPT
+
+        return FileSource(MUSIC_EXCERPT, loop=True), (
+            f"no input device ({error}); streaming a bundled excerpt instead, looped: {EXCERPT_CREDIT} "
+            f"({MUSIC_EXCERPT.parent / 'ATTRIBUTION.md'})")
 
 
 def run(model_path, profile_name, source, fast, device, rate, channels, sample_format, start_at_sound, targets,
@@ -93,7 +105,9 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
     out = OscOut([parse_target(t) for t in targets], prefix=osc_prefix, bundle=bundle)  # bad targets: fail first
     smoother, interpolator = Smoother(smooth), Interpolator(out_rate)
     deployed = load_deployed(model_path, profile=profile_name, threads=2)
-    audio = open_source(source, fast, device, rate, channels, sample_format)
+    audio, note = open_source(source, fast, device, rate, channels, sample_format)
+    if note:
+        click.echo(f"pdmer-stream: {note}", err=True)
     engine = Engine(deployed, audio.rate, lookahead=lookahead, start_at_sound=start_at_sound,
                     global_every=None if global_every is None else round(global_every * 2))
     send = lambda point: out.frame(point.time_s, point.valence, point.arousal)  # noqa: E731

@@ -10,31 +10,38 @@ from pathlib import Path
 
 import numpy as np
 
+from pdmer.errors import InputError
+
 CHUNK_SECONDS = 0.02  # what an audio callback typically delivers at once (e.g. 1024 samples at 48 kHz is 21 ms)
 
 
 class FileSource:
     """A file's mono samples in chunks; ``fast=False`` paces them like a live input (real-time)."""
 
-    def __init__(self, path: str | Path, *, fast: bool = False):
+    def __init__(self, path: str | Path, *, fast: bool = False, loop: bool = False):
         from pdmer.audio import load_audio
 
         self.path = Path(path)
         self.samples, self.rate = load_audio(path)
-        self.fast = fast
-        self.name, self.overruns = self.path.name, 0
+        self.fast, self.loop = fast, loop
+        self.name, self.overruns = self.path.name + (" (looped)" if loop else ""), 0
 
     def chunks(self, stopping=lambda: False) -> Iterator[np.ndarray]:
         size = max(1, round(self.rate * CHUNK_SECONDS))
-        started = time.monotonic()
-        for start in range(0, len(self.samples), size):
-            if stopping():
+        started, played = time.monotonic(), 0  # samples delivered so far, over every pass
+        while True:
+            for start in range(0, len(self.samples), size):
+                if stopping():
+                    return
+                chunk = self.samples[start : start + size]
+                played += chunk.size
+                if not self.fast:  # the chunk "arrives" when a live input would have delivered its last sample
+                    delay = started + played / self.rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                yield chunk
+            if not self.loop:
                 return
-            if not self.fast:  # the chunk "arrives" when a live input would have delivered its last sample
-                delay = started + (start + size) / self.rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            yield self.samples[start : start + size]
 
 
 PCM_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4")}
@@ -45,8 +52,6 @@ class StdinSource:
     whoever writes it; ends at end of input. Channels are downmixed to mono, integers scaled to -1..1."""
 
     def __init__(self, rate: int, *, channels: int = 1, sample_format: str = "s16le", stream=None):
-        from pdmer.errors import InputError
-
         if sample_format not in PCM_FORMATS:
             raise InputError(f"unknown PCM format {sample_format!r}; use one of {', '.join(PCM_FORMATS)}")
         if rate <= 0 or channels < 1:
@@ -81,14 +86,16 @@ QUEUE_SECONDS = 10.0  # audio the callback may run ahead of the engine before bl
 STALL_SECONDS = 5.0  # no audio from a started device for this long: it is gone (PortAudio does not always say so)
 
 
+class NoInputDevice(InputError):
+    """No input device could be opened: PortAudio is missing, the machine has none, or the chosen one fails."""
+
+
 def sounddevice_module():
     """sounddevice, or a clear message when PortAudio is missing."""
     try:
         import sounddevice
     except OSError as error:  # sounddevice raises OSError("PortAudio library not found")
-        from pdmer.errors import InputError
-
-        raise InputError(f"live audio needs PortAudio ({error}): {PORTAUDIO_HINT}") from None
+        raise NoInputDevice(f"live audio needs PortAudio ({error}): {PORTAUDIO_HINT}") from None
     return sounddevice
 
 
@@ -111,9 +118,8 @@ class DeviceSource:
         try:
             info = sd.query_devices(device, kind="input")
         except (ValueError, sd.PortAudioError) as error:
-            from pdmer.errors import InputError
-
-            raise InputError(f"no input device {device!r} ({error}); pdmer-stream --list-devices shows them") from None
+            which = "no default input device" if device is None else f"no input device {device!r}"
+            raise NoInputDevice(f"{which} ({error}); pdmer-stream --list-devices shows them") from None
         self.name = info["name"]
         self.rate = int(rate or info["default_samplerate"])
         self.blocks: queue.Queue = queue.Queue(maxsize=max(1, int(QUEUE_SECONDS / CHUNK_SECONDS)))
@@ -122,10 +128,14 @@ class DeviceSource:
             self.stream = sd.InputStream(device=device, channels=min(2, info["max_input_channels"]),
                                          samplerate=self.rate, dtype="float32", callback=self.callback)
         except sd.PortAudioError as error:
-            from pdmer.errors import InputError
-
-            raise InputError(f"cannot open input device {self.name!r} at {self.rate} Hz ({error}); try another "
-                             "--rate or --device (pdmer-stream --list-devices)") from None
+            raise NoInputDevice(f"cannot open input device {self.name!r} at {self.rate} Hz ({error}); try another "
+                                "--rate or --device (pdmer-stream --list-devices)") from None
+        try:
+            self.stream.start()  # now, so that a device that opens but cannot run fails here, not mid-stream
+        except sd.PortAudioError as error:
+            self.stream.close()
+            raise NoInputDevice(f"cannot start input device {self.name!r} ({error}); try another --device "
+                                "(pdmer-stream --list-devices)") from None
 
     def callback(self, indata, frames, time_info, status) -> None:
         if status.input_overflow:
@@ -140,9 +150,6 @@ class DeviceSource:
         server gone) ends the stream with an error: pdmer-stream does not reconnect, a supervisor can restart it."""
         import queue
 
-        from pdmer.errors import InputError
-
-        self.stream.start()
         last = time.monotonic()
         try:
             while not stopping():
