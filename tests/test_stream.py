@@ -224,3 +224,16 @@ def test_global_refresh_period_is_configurable(setup, every, calls):
     deployed = dataclasses.replace(setup["deployed"], encoder=counting)
     frames = run_engine(deployed, song(12.0), 2205, global_every=every)
     assert len(frames) == 24 and counting.calls == calls  # 24 steps: anchors every 5 (the model's) or 2 steps
+
+
+def test_a_looped_file_starts_again_at_its_end(setup):
+    from itertools import islice
+
+    from pdmer.streamer.sources import FileSource
+
+    source = FileSource(setup["music"], fast=True, loop=True)
+    size = len(source.samples)
+    chunks = list(islice(source.chunks(), 2 * (size // 441 + 1) + 3))  # 441-sample chunks at 22.05 kHz: over 2 passes
+    played = np.concatenate(chunks)
+    assert played.size > 2 * size and source.name == "music.wav (looped)"
+    np.testing.assert_array_equal(played[size : 2 * size], source.samples)
