@@ -237,3 +237,14 @@ def test_a_looped_file_starts_again_at_its_end(setup):
     played = np.concatenate(chunks)
     assert played.size > 2 * size and source.name == "music.wav (looped)"
     np.testing.assert_array_equal(played[size : 2 * size], source.samples)
+
+
+def test_nobody_listening_never_stalls_the_stream(setup, tmp_path):
+    """UDP to a port nobody listens on: the kernel refuses some sends; the stream runs to its end and counts them."""
+    stats = tmp_path / "stats.json"
+    result = stream(setup, "--source", setup["music"], "--fast", "--osc", f"127.0.0.1:{free_udp_port()}",
+                    "--stats-json", stats)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(stats.read_text())
+    assert report["frames_sent"] == report["steps"] - report["silent_steps"] >= 20, report
+    assert report["stopped_by"] == "end of source"
