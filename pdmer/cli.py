@@ -165,6 +165,7 @@ SCALES = ("[-1,1]", "[0,1]", "[1,9]")  # pdmer.data.curves.SCALES
 @click.option("--raters", is_flag=True, help="DEAM: load the per-rater curves too (needed for the personalized task).")
 @click.option("--audio-dir", type=click.Path(file_okay=False), help="DEAM: folder of <song_id>.mp3 files.")
 @click.option("--only-with-audio", is_flag=True, help="Evaluate only the songs whose audio is at hand.")
+@click.option("--songs", help="Evaluate only these songs of the split (comma-separated ids).")
 @click.option("--scale", type=click.Choice(SCALES), help="Plain format: the annotations' scale (default: dataset.json).")
 @click.option("--steps", type=click.IntRange(min=0),
               help="Adaptation steps (default: as the checkpoint was meta-trained, else 16).")
@@ -177,7 +178,7 @@ SCALES = ("[-1,1]", "[0,1]", "[1,9]")  # pdmer.data.curves.SCALES
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), help="Write the tables as Markdown.")
 @user_errors
 def evaluate(checkpoints, data, data_format, split, task, support, baseline, train_split, raters, audio_dir,
-             only_with_audio, scale, steps, lr, seed, imagebind, cache_dir, json_path, markdown_path) -> None:
+             only_with_audio, songs, scale, steps, lr, seed, imagebind, cache_dir, json_path, markdown_path) -> None:
     """Score model CHECKPOINTS (DSAML, DAMFF, CRNN; or a --baseline) on a dataset split: traditional and
     personalized DMER.
 
@@ -200,7 +201,8 @@ def evaluate(checkpoints, data, data_format, split, task, support, baseline, tra
     progress = (lambda text: click.echo(f"\r\033[K{text}", nl=False, err=True)) if sys.stderr.isatty() else None
     reports = [run_evaluation(dataset, predictor=predictor, split=split, support=support, seed=seed,
                               tasks=("dmer", "pdmer") if task == "both" else (task,),
-                              only_with_audio=only_with_audio, needs_audio=not baseline, progress=progress)
+                              only_with_audio=only_with_audio, needs_audio=not baseline, progress=progress,
+                              songs=[s.strip() for s in songs.split(",") if s.strip()] if songs else None)
                for predictor in predictors]
     progress and click.echo("\r\033[K", nl=False, err=True)
     table = markdown(reports)

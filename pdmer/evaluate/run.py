@@ -68,11 +68,18 @@ def evaluate(
     support: str = "song",
     seed: int = 0,
     only_with_audio: bool = False,
+    songs: list[str] | None = None,
     needs_audio: bool = True,
     progress: Progress | None = None,
 ) -> dict:
-    """Both tasks on ``split``; returns the report (see :func:`pdmer.evaluate.report.markdown`)."""
+    """Both tasks on ``split`` (only ``songs`` of it, when given); returns the report (see
+    :func:`pdmer.evaluate.report.markdown`)."""
     part = split_of(dataset, split)
+    if songs:
+        unknown = sorted(set(songs) - set(part.songs))
+        if unknown:
+            raise InputError(f"song(s) {', '.join(unknown)} are not in {part.name}")
+        part = part.select(songs=songs, name=f"{part.name}:{','.join(songs)}")
     if only_with_audio:
         part = with_audio(part)
         if not part.songs:
