@@ -1,9 +1,9 @@
 """The demo behind ``pdmer demo``: audio in, one (valence, arousal) pair per 0.5 s out.
 
-Until a trained default model ships (see the README's roadmap), the demo's DSAML weights are a seeded random
-initialisation unless a checkpoint is given (pdmer's own, or one from the authors' code): without one it shows the
-pipeline and its shapes, not real emotion. The global feature comes from the embedded musicnn encoder, or from
-ImageBind when its checkpoint is given.
+The weights are the embedded default model (``pdmer/assets/default``, see its MODEL_CARD.md) unless a checkpoint
+is given (pdmer's own, or one from the authors' code). With ImageBind and no checkpoint there is no trained model
+to use, and the weights are a seeded random initialisation: the output then shows the pipeline, not emotion. The
+global feature comes from the embedded musicnn encoder, or from ImageBind when its checkpoint is given.
 """
 
 from __future__ import annotations
@@ -45,6 +45,12 @@ class DemoResult:
     source: str  # which weights and global encoder produced it
 
 
+def default_available() -> bool:
+    from pdmer.defaults import DEFAULT_MODEL_DIR
+
+    return (DEFAULT_MODEL_DIR / "model.safetensors").is_file()
+
+
 def run_demo(
     waveform: np.ndarray,
     sample_rate: int,
@@ -77,6 +83,11 @@ def run_demo(
 
         model = load_authors_checkpoint(authors_checkpoint)
         weights = f"weights from the authors' code ({authors_checkpoint})"
+    elif not imagebind_checkpoint and default_available():
+        from pdmer.defaults import default_checkpoint
+        from pdmer.model.checkpoint import load_model
+
+        model, weights = load_model(default_checkpoint()), "the embedded default model (see its MODEL_CARD.md)"
     else:
         model = DSAML(model_config_for(encoder)).eval()
         weights = f"UNTRAINED weights (seeded init, seed {seed}): the values show the pipeline, not emotion"

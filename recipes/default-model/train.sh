@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# How the embedded default model (pdmer/assets/default) was made, start to end, on a 2-core CPU (about an hour).
+# Usage: recipes/default-model/train.sh WORKDIR   (needs ../shared/data/deam for the real clips)
+# Every stage is seeded; the model card (pdmer/assets/default/MODEL_CARD.md) records the numbers it gave.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+work=${1:?usage: recipes/default-model/train.sh WORKDIR}
+recipe=recipes/default-model
+pdmer=.venv/bin/pdmer
+mkdir -p "$work"
+
+# The data: the synthetic per-listener benchmark (200 train songs, 80 train listeners) and the mix with 10 real
+# DEAM clips (5 train, 2 val, 3 test; make_mix.py says which).
+[ -d "$work/synth" ] || $pdmer synth "$work/synth" --seed 0 --n-train-songs 200 --n-train-listeners 80
+[ -d "$work/mix" ] || .venv/bin/python $recipe/make_mix.py --synth "$work/synth" --deam ../shared/data/deam --out "$work/mix"
+cache=(--cache "$work/cache")
+
+# Stage 1: 2000 steps on the synthetic mean labels.
+[ -f "$work/stage1/model.safetensors" ] || \
+    $pdmer train --config $recipe/1-pretrain.toml --data "$work/synth" "${cache[@]}" --out "$work/stage1"
+
+# Stage 2, a choice made on validation: 300 more steps on mean labels with or without the 5 real training clips.
+for candidate in synth mix; do
+    [ -f "$work/stage2-$candidate/model.safetensors" ] || \
+        $pdmer train --config $recipe/2-real-clips.toml --init "$work/stage1/model.safetensors" \
+            --data "$work/$candidate" "${cache[@]}" --out "$work/stage2-$candidate"
+done
+$pdmer eval "$work/stage2-synth/model.safetensors" "$work/stage2-mix/model.safetensors" --data "$work/mix" \
+    --split val --task dmer "${cache[@]}" --json "$work/stage2-val.json"
+winner=${WINNER:?read $work/stage2-val.json and set WINNER=synth or WINNER=mix (the card says which won)}
+
+# Stage 3: per-listener meta-training (MAML, paper eq. 6) on the synthetic listeners.
+[ -f "$work/stage3/model.safetensors" ] || \
+    $pdmer train --config $recipe/3-meta.toml --init "$work/stage2-$winner/model.safetensors" --data "$work/mix" \
+        "${cache[@]}" --out "$work/stage3"
+$pdmer export "$work/stage3/model.safetensors" -o "$work/stage3/model.onnx"
+echo "copy $work/stage3/model.safetensors and model.onnx into pdmer/assets/default/"
