@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job: set up if needed, then run pdmer's demo (model on a clip, V-A every 0.5 s). Arguments go to `pdmer demo`.
+# The main job: set up if needed, then stream valence/arousal over OSC (127.0.0.1:9000) from the default input
+# device with the embedded default model; without an input device, a bundled excerpt of real music. Arguments go to
+# `pdmer-stream` (e.g. --profile alice, --source song.ogg, --osc HOST:PORT). Ctrl-C ends it.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/bootstrap.sh
-exec .venv/bin/pdmer demo "$@"
+exec .venv/bin/pdmer-stream "$@"

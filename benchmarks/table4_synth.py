@@ -131,6 +131,8 @@ def main() -> None:
     parser.add_argument("--inner-steps", type=int, default=5)
     parser.add_argument("--inner-lr", type=float, default=0.05)
     parser.add_argument("--with-no-maml", action="store_true")
+    parser.add_argument("--start", type=Path, help="a trained model to start every seed's conditions from, instead "
+                        "of --pre-steps on mean labels per seed (e.g. a longer run than fits per seed)")
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
     base = args.runs / "base.toml"
@@ -139,8 +141,11 @@ def main() -> None:
 
     rows, seconds, losses = {n: [] for n in names}, {n: [] for n in names}, {n: [] for n in names}
     for seed in args.seeds:
-        start, took = train("start", seed, args, base, args.pre_steps, ["--mode", "dmer"])
-        print(f"seed {seed} shared start on mean labels: trained ({took:.0f} s)", flush=True)
+        if args.start:
+            start = args.start
+        else:
+            start, took = train("start", seed, args, base, args.pre_steps, ["--mode", "dmer"])
+            print(f"seed {seed} shared start on mean labels: trained ({took:.0f} s)", flush=True)
         models = {}
         for name in names:
             models[name], took = train(name, seed, args, base, args.steps, [*CONDITIONS[name], "--init", str(start)])
@@ -158,13 +163,16 @@ def main() -> None:
 
     lines = ["# Table 4 on the synthetic benchmark: personalization after one-shot adaptation", "",
              f"Data: `{args.data.name}` (pdmer synth), test split = held-out listeners on held-out songs. "
-             f"Each model: DSAML `small`, {args.pre_steps} steps on mean labels (one shared start per seed), then "
-             f"{args.steps} steps of its own training; seeds {args.seeds}; adaptation at test time: "
+             "Each model: DSAML `small`, "
+             + (f"started from `{args.start}` (one start for every seed), then " if args.start else
+                f"{args.pre_steps} steps on mean labels (one shared start per seed), then ")
+             + f"{args.steps} steps of its own training; seeds {args.seeds}; adaptation at test time: "
              f"{args.inner_steps} steps of SGD lr {args.inner_lr} on the head, on one song per listener "
              "(pdmer eval --task pdmer --seed 0). Scores: each test listener's mean CCC over their other songs, "
              "averaged over listeners.", "",
              f"Command: `python benchmarks/table4_synth.py --data {args.data} --cache CACHE --runs RUNS --report "
-             f"{args.report} --pre-steps {args.pre_steps} --steps {args.steps} --inner-steps {args.inner_steps} --inner-lr {args.inner_lr}"
+             f"{args.report} " + (f"--start {args.start}" if args.start else f"--pre-steps {args.pre_steps}")
+             + f" --steps {args.steps} --inner-steps {args.inner_steps} --inner-lr {args.inner_lr}"
              f"{' --with-no-maml' if args.with_no_maml else ''}`", "",
              "| Training | valence CCC | arousal CCC | " + " | ".join(f"seed {s} (V / A)" for s in args.seeds)
              + " | loss before → after adaptation | train s/run |",
