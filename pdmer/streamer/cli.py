@@ -100,18 +100,17 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
     from pdmer.fileio import atomic_path
     from pdmer.streamer.engine import Engine
     from pdmer.streamer.osc import OscOut, parse_target
-    from pdmer.streamer.shaping import Interpolator, Pacer, Point, Smoother
+    from pdmer.streamer.shaping import Shaper
 
     out = OscOut([parse_target(t) for t in targets], prefix=osc_prefix, bundle=bundle)  # bad targets: fail first
-    smoother, interpolator = Smoother(smooth), Interpolator(out_rate)
+    shaper = Shaper(lambda point: out.frame(point.time_s, point.valence, point.arousal), smooth=smooth,
+                    out_rate=out_rate, paced=not fast)
     deployed = load_deployed(model_path, profile=profile_name, threads=2)
     audio, note = open_source(source, fast, device, rate, channels, sample_format)
     if note:
         click.echo(f"pdmer-stream: {note}", err=True)
     engine = Engine(deployed, audio.rate, lookahead=lookahead, start_at_sound=start_at_sound,
                     global_every=None if global_every is None else round(global_every * 2))
-    send = lambda point: out.frame(point.time_s, point.valence, point.arousal)  # noqa: E731
-    pacer = Pacer(send, interpolator.interval_s) if interpolator.per_hop > 1 and not fast else None
     click.echo(f"pdmer-stream: {audio.name} at {audio.rate} Hz -> OSC {', '.join(map(str, out.targets))} "
                f"({osc_prefix}), profile {deployed.profile}", err=True)
     quiet = quiet or not sys.stderr.isatty()  # a status line rewrites itself: only on a terminal
@@ -124,16 +123,10 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
                 compute.append(frame.compute_ms)
                 if frame.silent:
                     silent += 1
-                    smoother.reset()
-                    interpolator.last = None
+                    shaper.silence()
                 else:
                     frames += 1
-                    points = interpolator(smoother(Point(frame.time_s, frame.valence, frame.arousal)))
-                    if pacer:
-                        pacer.put(points)
-                    else:
-                        for point in points:
-                            send(point)
+                    shaper.frame(frame.time_s, frame.valence, frame.arousal)
                 if frame.time_s - last_status >= 1.0:
                     out.status("silence" if frame.silent else "running", frame.time_s, audio.overruns)
                     last_status = frame.time_s
@@ -148,8 +141,7 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
         stopping.append(f"error: {error}")
     finally:
         engine.close()
-        if pacer:
-            pacer.close()
+        shaper.close()
         out.status("stopped", engine.step * 0.5, audio.overruns)
         out.close()
     if not quiet:

@@ -107,3 +107,28 @@ class Pacer:
         """Sends what is queued (at most about a hop), then stops."""
         self.points.put(None)
         self.thread.join(timeout=2 * STEP_SECONDS + 1)
+
+
+class Shaper:
+    """The way out for frames: smoothing, interpolation and, for a live stream, pacing, in front of ``send``."""
+
+    def __init__(self, send, *, smooth: float = 0.0, out_rate: float = 0.0, paced: bool = True):
+        self.smoother, self.interpolator, self.send = Smoother(smooth), Interpolator(out_rate), send
+        self.pacer = Pacer(send, self.interpolator.interval_s) if paced and self.interpolator.per_hop > 1 else None
+
+    def frame(self, time_s: float, valence: float, arousal: float) -> None:
+        points = self.interpolator(self.smoother(Point(time_s, valence, arousal)))
+        if self.pacer:
+            self.pacer.put(points)
+        else:
+            for point in points:
+                self.send(point)
+
+    def silence(self) -> None:
+        """Music stopped: what comes after it neither fades from nor ramps across what came before."""
+        self.smoother.reset()
+        self.interpolator.last = None
+
+    def close(self) -> None:
+        if self.pacer:
+            self.pacer.close()
