@@ -15,19 +15,24 @@ mkdir -p "$work"
 [ -d "$work/mix" ] || .venv/bin/python $recipe/make_mix.py --synth "$work/synth" --deam ../shared/data/deam --out "$work/mix"
 cache=(--cache "$work/cache")
 
-# Stage 1: 2000 steps on the synthetic mean labels.
+# Stage 1: up to 1500 steps on the synthetic mean labels; best.safetensors is the best on validation.
 [ -f "$work/stage1/model.safetensors" ] || \
     $pdmer train --config $recipe/1-pretrain.toml --data "$work/synth" "${cache[@]}" --out "$work/stage1"
 
 # Stage 2, a choice made on validation: 300 more steps on mean labels with or without the 5 real training clips.
 for candidate in synth mix; do
     [ -f "$work/stage2-$candidate/model.safetensors" ] || \
-        $pdmer train --config $recipe/2-real-clips.toml --init "$work/stage1/model.safetensors" \
+        $pdmer train --config $recipe/2-real-clips.toml --init "$work/stage1/best.safetensors" \
             --data "$work/$candidate" "${cache[@]}" --out "$work/stage2-$candidate"
 done
 $pdmer eval "$work/stage2-synth/model.safetensors" "$work/stage2-mix/model.safetensors" --data "$work/mix" \
     --split val --task dmer "${cache[@]}" --json "$work/stage2-val.json"
-winner=${WINNER:?read $work/stage2-val.json and set WINNER=synth or WINNER=mix (the card says which won)}
+# The higher mean of valence and arousal CCC on the val split wins (the rule was fixed before the runs).
+winner=$(.venv/bin/python -c "import json, sys
+score = [(r['tasks']['dmer']['mean']['valence_ccc'] + r['tasks']['dmer']['mean']['arousal_ccc']) / 2
+         for r in json.load(open(sys.argv[1]))]
+print('synth' if score[0] >= score[1] else 'mix')" "$work/stage2-val.json")
+echo "stage 2 winner: $winner"
 
 # Stage 3: per-listener meta-training (MAML, paper eq. 6) on the synthetic listeners.
 [ -f "$work/stage3/model.safetensors" ] || \
