@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--deam", type=Path, required=True, help="DEAM in its official layout (../shared/data/deam)")
     parser.add_argument("--audio-dir", type=Path, help="DEAM clips (default: DEAM/emomusic_2013_subset/clips_45s_mp3)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--repeat-real", type=int, default=1, help="list each real TRAIN clip this many times (copies "
+                        "deam2-r2, deam2-r3, ... share its audio and curve), so that batches meet real music often")
     args = parser.parse_args()
 
     audio_dir = args.audio_dir or args.deam / "emomusic_2013_subset" / "clips_45s_mp3"
@@ -55,21 +57,28 @@ def main() -> None:
             song = deam.songs[song_id]
             if song.audio is None:
                 raise SystemExit(f"DEAM clip {song_id} has no audio in {audio_dir}")
-            os.symlink(Path(song.audio).resolve(), out / "audio" / f"deam{song_id}{Path(song.audio).suffix}")
-            curve = curves[song_id]
-            with open(out / "annotations" / MEAN / f"deam{song_id}.csv", "w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["time_s", "valence", "arousal"])
-                for time_s, (valence, arousal) in zip(curve.times, curve.va):
-                    writer.writerow([f"{time_s:.1f}", f"{valence:.6f}", f"{arousal:.6f}"])
-            splits[split]["songs"].append(f"deam{song_id}")
+            copies = args.repeat_real if split == "train" else 1
+            for copy in range(1, copies + 1):
+                name = f"deam{song_id}" + (f"-r{copy}" if copy > 1 else "")
+                os.symlink(Path(song.audio).resolve(), out / "audio" / f"{name}{Path(song.audio).suffix}")
+                write_curve(out / "annotations" / MEAN / f"{name}.csv", curves[song_id])
+                splits[split]["songs"].append(name)
         splits[split]["listeners"].append(MEAN)
     (out / "dataset.json").write_text(json.dumps({
         "name": f"{synth.get('name', 'synth')}+deam10", "scale": "[-1,1]", "audio_dir": "audio", "splits": splits,
-        "mix": {"synth": str(args.synth.resolve()), "deam": str(args.deam.resolve()), "deam_splits": DEAM_SPLITS},
+        "mix": {"synth": str(args.synth.resolve()), "deam": str(args.deam.resolve()), "deam_splits": DEAM_SPLITS,
+                "repeat_real": args.repeat_real},
     }, indent=1) + "\n")
     print(f"wrote {out}: {sum(len(s['songs']) for s in splits.values())} songs "
           f"({sum(map(len, DEAM_SPLITS.values()))} real DEAM clips)")
+
+
+def write_curve(path: Path, curve) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["time_s", "valence", "arousal"])
+        for time_s, (valence, arousal) in zip(curve.times, curve.va):
+            writer.writerow([f"{time_s:.1f}", f"{valence:.6f}", f"{arousal:.6f}"])
 
 
 if __name__ == "__main__":
