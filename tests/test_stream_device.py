@@ -40,8 +40,10 @@ def pulse_rig(tmp_path):
 
 
 def start_stream(model, env, *args):
-    """pdmer-stream from the default input device; returns (process, stderr lines) once it has started."""
-    stream = subprocess.Popen([sys.executable, "-m", "pdmer.streamer", "--model", str(model), *map(str, args)],
+    """pdmer-stream from the default input device (``model`` None: the embedded default); returns (process, stderr
+    lines) once it has started."""
+    chosen = [] if model is None else ["--model", str(model)]
+    stream = subprocess.Popen([sys.executable, "-m", "pdmer.streamer", *chosen, *map(str, args)],
                               env=env, stderr=subprocess.PIPE, text=True)
     started = threading.Event()
     log = []
@@ -129,9 +131,10 @@ def test_a_device_that_disappears_ends_the_stream_with_a_message(setup, pulse_ri
 
 
 @pytest.mark.slow
-def test_without_an_input_device_the_bundled_excerpt_streams(setup, oscdump, tmp_path):  # noqa: F811
-    """The main command on a machine with no sound server and no sound card: the bundled excerpt, looped, at
-    real-time pace, with a line that says so and credits it."""
+def test_without_an_input_device_the_bundled_excerpt_streams(oscdump, tmp_path):  # noqa: F811
+    """The README's main command (pdmer-stream, nothing given but where oscdump listens) on a machine with no sound
+    server and no sound card: the default model on the bundled excerpt, looped, at real-time pace, with a line that
+    says so and credits it."""
     port, read = oscdump
     env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path}/no-such-server", "PULSE_RUNTIME_PATH": str(tmp_path),
            "XDG_RUNTIME_DIR": str(tmp_path)}
@@ -142,7 +145,7 @@ def test_without_an_input_device_the_bundled_excerpt_streams(setup, oscdump, tmp
         pytest.skip("this machine has a working input device (the fallback is for machines without one)")
     except NoInputDevice:
         pass
-    stream, log = start_stream(setup["model"], env, "--osc", f"127.0.0.1:{port}", "--quiet")
+    stream, log = start_stream(None, env, "--osc", f"127.0.0.1:{port}", "--quiet")
     deadline = time.monotonic() + 60
     while len([1 for path, _, _ in read(1, timeout=1) if path == "/pdmer/frame"]) < 4:
         assert time.monotonic() < deadline and stream.poll() is None, "".join(log)
@@ -150,6 +153,7 @@ def test_without_an_input_device_the_bundled_excerpt_streams(setup, oscdump, tmp
     assert stream.wait(timeout=60) == 0, "".join(log)
     text = "".join(log)
     assert "no input device" in text and "palace-excerpt.ogg (looped)" in text and "CC BY-SA 3.0" in text, text
+    assert "profile default" in text
     frames = [args for path, _, args in read(1) if path == "/pdmer/frame"]
     values = np.array([[float(a[1]), float(a[2])] for a in frames])
     assert np.isfinite(values).all() and np.abs(values).max() <= 1.0
