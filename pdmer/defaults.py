@@ -25,6 +25,10 @@ def default_checkpoint() -> Path:
     return existing(DEFAULT_MODEL_DIR / "model.safetensors")
 
 
+def has_default_model() -> bool:
+    return (DEFAULT_MODEL_DIR / "model.safetensors").is_file()
+
+
 def existing(path: Path) -> Path:
     if not path.is_file():
         raise InputError(f"this pdmer build has no embedded default model ({path} is missing); give --model "

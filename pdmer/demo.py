@@ -45,12 +45,6 @@ class DemoResult:
     source: str  # which weights and global encoder produced it
 
 
-def default_available() -> bool:
-    from pdmer.defaults import DEFAULT_MODEL_DIR
-
-    return (DEFAULT_MODEL_DIR / "model.safetensors").is_file()
-
-
 def run_demo(
     waveform: np.ndarray,
     sample_rate: int,
@@ -62,6 +56,7 @@ def run_demo(
 ) -> DemoResult:
     import torch
 
+    from pdmer.defaults import default_checkpoint, has_default_model
     from pdmer.errors import InputError
     from pdmer.model import DSAML
     from pdmer.model.encoders import load_global_encoder, model_config_for
@@ -83,8 +78,7 @@ def run_demo(
 
         model = load_authors_checkpoint(authors_checkpoint)
         weights = f"weights from the authors' code ({authors_checkpoint})"
-    elif not imagebind_checkpoint and default_available():
-        from pdmer.defaults import default_checkpoint
+    elif not imagebind_checkpoint and has_default_model():
         from pdmer.model.checkpoint import load_model
 
         model, weights = load_model(default_checkpoint()), "the embedded default model (see its MODEL_CARD.md)"

@@ -47,7 +47,8 @@ class Interpolator:
     """Turns 2 Hz frames into ``rate`` Hz points by linear interpolation from the previous frame to the new one.
     A frame can only be approached once it exists, so the interpolated output runs one hop (0.5 s) behind the frames:
     the points between frames n-1 and n go out during the 0.5 s after frame n arrives, the last one equal to frame n.
-    ``rate`` 0 (or 2) sends the frames as they are."""
+    ``rate`` is rounded to a whole number of points per hop (25 Hz gives 12 a hop, 24 Hz); 0 (or 2) sends the frames
+    as they are."""
 
     def __init__(self, rate: float):
         if not 0 <= rate <= MAX_OUTPUT_RATE:
