@@ -37,6 +37,7 @@ def main() -> None:
     import pdmer.profiles
     from pdmer.data.features import FeatureCache, recorded_inputs
     from pdmer.data.load import load_dataset
+    from pdmer.data.plain import write_curve_csv
     from pdmer.export.graph import to_onnx
     from pdmer.export.predict import predict_onnx
     from pdmer.export.runtime import OnnxModel
@@ -67,9 +68,7 @@ def main() -> None:
         chosen = int(rng.integers(len(curves)))
         support, others = curves[chosen], curves[:chosen] + curves[chosen + 1:]
         curve_csv = Path(home) / f"{listener}.csv"
-        times = support.start_s + np.arange(len(support.va)) * 0.5
-        curve_csv.write_text("time_s,valence,arousal\n" + "".join(
-            f"{t:.1f},{v:.6f},{a:.6f}\n" for t, (v, a) in zip(times, support.va)))
+        write_curve_csv(curve_csv, support)
         started = time.perf_counter()
         profile = pdmer.profiles.create(f"bench-{listener}", dataset.songs[support.song].audio, curve_csv,
                                         base=args.base, steps=args.steps, lr=args.lr, params=args.params)

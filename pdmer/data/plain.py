@@ -207,6 +207,15 @@ def load_plain(root: str | Path, *, scale: str | None = None, require_audio: boo
     return dataset
 
 
+def write_curve_csv(path: str | Path, curve: Curve) -> None:
+    """One curve as the plain format's per-song CSV (``time_s,valence,arousal``), which profiles read too."""
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(COLUMNS)
+        for time, (valence, arousal) in zip(curve.times, curve.va):
+            writer.writerow([f"{time:.1f}", f"{valence:.6f}", f"{arousal:.6f}"])
+
+
 def write_plain(
     root: str | Path,
     curves: list[Curve],
@@ -239,11 +248,7 @@ def write_plain(
         for curve in curves:
             folder = staging / "annotations" / curve.listener
             folder.mkdir(parents=True, exist_ok=True)
-            with open(folder / f"{curve.song}.csv", "w", newline="") as file:
-                writer = csv.writer(file)
-                writer.writerow(COLUMNS)
-                for time, (valence, arousal) in zip(curve.times, curve.va):
-                    writer.writerow([f"{time:.1f}", f"{valence:.6f}", f"{arousal:.6f}"])
+            write_curve_csv(folder / f"{curve.song}.csv", curve)
         manifest = {"name": name, "scale": "[-1,1]", "audio_dir": "audio", "splits": splits or {}, **(extra or {})}
         (staging / "dataset.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if root.exists():

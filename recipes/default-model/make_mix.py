@@ -14,13 +14,13 @@ Synthetic songs and listeners keep their splits. Song ids: synthetic "s001"...; 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 from pathlib import Path
 
 from pdmer.data.curves import MEAN
 from pdmer.data.load import load_dataset
+from pdmer.data.plain import write_curve_csv
 
 DEAM_SPLITS = {"train": ["2", "3", "4", "5", "7"], "val": ["8", "10"], "test": ["12", "13", "17"]}
 
@@ -61,7 +61,7 @@ def main() -> None:
             for copy in range(1, copies + 1):
                 name = f"deam{song_id}" + (f"-r{copy}" if copy > 1 else "")
                 os.symlink(Path(song.audio).resolve(), out / "audio" / f"{name}{Path(song.audio).suffix}")
-                write_curve(out / "annotations" / MEAN / f"{name}.csv", curves[song_id])
+                write_curve_csv(out / "annotations" / MEAN / f"{name}.csv", curves[song_id])
                 splits[split]["songs"].append(name)
         splits[split]["listeners"].append(MEAN)
     (out / "dataset.json").write_text(json.dumps({
@@ -71,14 +71,6 @@ def main() -> None:
     }, indent=1) + "\n")
     print(f"wrote {out}: {sum(len(s['songs']) for s in splits.values())} songs "
           f"({sum(map(len, DEAM_SPLITS.values()))} real DEAM clips)")
-
-
-def write_curve(path: Path, curve) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["time_s", "valence", "arousal"])
-        for time_s, (valence, arousal) in zip(curve.times, curve.va):
-            writer.writerow([f"{time_s:.1f}", f"{valence:.6f}", f"{arousal:.6f}"])
 
 
 if __name__ == "__main__":
