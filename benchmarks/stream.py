@@ -176,7 +176,7 @@ def rss_kib(pid: int) -> int:
 def memory(args, folder: Path) -> dict:
     if args.seconds <= 60:
         raise SystemExit("memory: --seconds must be over 60 (RSS is compared with the first minute's)")
-    marks = sorted({60.0, args.seconds / 2, args.seconds})
+    marks = [60.0] + [mark for mark in (args.seconds / 2, args.seconds) if mark > 60.0]  # the first minute first
     source = music_file(folder, args.seconds + 5)
     receiver = Receiver()
     command = stream_command(args.model, receiver.port, "--source", source) + (["--fast"] if args.fast else [])
