@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 # libportaudio2: sounddevice's PortAudio (live audio input). For the tests only: liblo-tools (oscdump, the real OSC
-# receiver) and pulseaudio, pulseaudio-utils, libasound2-plugins (a null sink as the real input device).
-SYSTEM_PACKAGES=(libportaudio2 liblo-tools pulseaudio pulseaudio-utils libasound2-plugins)
+# receiver), pulseaudio, pulseaudio-utils, libasound2-plugins (a null sink as the real input device), chromium (the
+# live view in a real browser) and puredata-core (the Pd example, headless).
+SYSTEM_PACKAGES=(libportaudio2 liblo-tools pulseaudio pulseaudio-utils libasound2-plugins chromium puredata-core)
 
 missing=()
 for package in "${SYSTEM_PACKAGES[@]}"; do

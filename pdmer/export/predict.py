@@ -42,6 +42,7 @@ def load_deployed(path: str | Path | None, *, profile: str | None = None, device
     ``profile``, that listener's adapted export, after checking it was made from this base model. Without either,
     the embedded default model."""
     from pdmer.data.features import recorded_inputs
+    from pdmer.evaluate.run import checkpoint_name
     from pdmer.export.graph import to_onnx
     from pdmer.model.checkpoint import deployment_metadata, load_model
 
@@ -63,7 +64,7 @@ def load_deployed(path: str | Path | None, *, profile: str | None = None, device
             chosen.check_base(onnx.metadata["weights_sha256"], str(path))
     if chosen is not None and chosen.folder is not None:
         onnx = OnnxModel(chosen.onnx, device=device, threads=threads)
-    name = path.stem if path is not None else Path(chosen.info["base"]["source"]).stem
+    name = checkpoint_name(path if path is not None else chosen.info["base"]["source"])
     if "global_encoder" not in onnx.metadata:
         raise InputError(f"{onnx.source} does not record its global encoder: export it again with pdmer export")
     encoder, windows = recorded_inputs(onnx.metadata, onnx.global_dim, source=onnx.source, imagebind=imagebind,

@@ -45,6 +45,8 @@ DEFAULT_TARGET = "127.0.0.1:9000"  # pdmer.streamer.osc.DEFAULT_TARGET
                    "interpolated output runs one hop (0.5 s) behind.")
 @click.option("--global-every", type=click.FloatRange(0.5, 30), help="Refresh the global (30 s) vector every this "
               "many seconds, a multiple of 0.5 (default: the model's training period, 2.5 s).")
+@click.option("--view", "view_address", is_flag=False, flag_value="127.0.0.1:8765", metavar="[HOST:PORT]",
+              help="Serve a live view (a web page) on HOST:PORT (default 127.0.0.1:8765); open it in a browser.")
 @click.option("--stats-json", type=click.Path(dir_okay=False), help="Write the run's statistics here at exit.")
 @click.option("--quiet", is_flag=True, help="No status line.")
 def main(list_devices, **options) -> None:
@@ -92,7 +94,7 @@ def open_source(source, fast, device, rate, channels, sample_format):
 
 
 def run(model_path, profile_name, source, fast, device, rate, channels, sample_format, start_at_sound, targets,
-        osc_prefix, bundle, lookahead, smooth, out_rate, global_every, stats_json, quiet) -> None:
+        osc_prefix, bundle, lookahead, smooth, out_rate, global_every, view_address, stats_json, quiet) -> None:
     import numpy as np
 
     from pdmer.errors import PdmerError
@@ -103,12 +105,24 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
     from pdmer.streamer.shaping import Shaper
 
     out = OscOut([parse_target(t) for t in targets], prefix=osc_prefix, bundle=bundle)  # bad targets: fail first
-    shaper = Shaper(lambda point: out.frame(point.time_s, point.valence, point.arousal), smooth=smooth,
-                    out_rate=out_rate, paced=not fast)
+    view = None
+
+    def send(point) -> None:  # each shaped value: OSC, and the live view when there is one
+        out.frame(point.time_s, point.valence, point.arousal)
+        if view is not None:
+            view.point(point.time_s, point.valence, point.arousal)
+
+    shaper = Shaper(send, smooth=smooth, out_rate=out_rate, paced=not fast)
     deployed = load_deployed(model_path, profile=profile_name, threads=2)
     audio, note = open_source(source, fast, device, rate, channels, sample_format)
     if note:
         click.echo(f"pdmer-stream: {note}", err=True)
+    if view_address:
+        from pdmer.view.server import LiveView
+
+        view = LiveView(view_address, profile=deployed.profile, model=deployed.name, source=audio.name,
+                        osc=[str(t) for t in out.targets])
+        click.echo(f"pdmer-stream: live view at {view.url}", err=True)
     engine = Engine(deployed, audio.rate, lookahead=lookahead, start_at_sound=start_at_sound,
                     global_every=None if global_every is None else round(global_every * 2))
     click.echo(f"pdmer-stream: {audio.name} at {audio.rate} Hz -> OSC {', '.join(map(str, out.targets))} "
@@ -121,6 +135,8 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
         for chunk in audio.chunks(lambda: bool(stopping)):
             for frame in engine.push(chunk):
                 compute.append(frame.compute_ms)
+                if view is not None:
+                    view.hop(frame.time_s, frame.level_db, frame.compute_ms, frame.silent)
                 if frame.silent:
                     silent += 1
                     shaper.silence()
@@ -129,6 +145,8 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
                     shaper.frame(frame.time_s, frame.valence, frame.arousal)
                 if frame.time_s - last_status >= 1.0:
                     out.status("silence" if frame.silent else "running", frame.time_s, audio.overruns)
+                    if view is not None:
+                        view.status("silence" if frame.silent else "running")
                     last_status = frame.time_s
                 if not quiet:
                     va = "  silence     " if frame.silent else f"V {frame.valence:+.2f} A {frame.arousal:+.2f}"
@@ -144,6 +162,9 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
         shaper.close()
         out.status("stopped", engine.step * 0.5, audio.overruns)
         out.close()
+        if view is not None:
+            view.status("stopped")
+            view.close()
     if not quiet:
         click.echo("", err=True)
     stats = {

@@ -41,6 +41,7 @@ class Frame:
     arousal: float
     compute_ms: float  # the hop's compute, including any wait for a global vector
     silent: bool = False  # a silent hop: no V-A (valence and arousal are NaN)
+    level_db: float = math.nan  # the input level of the hop that produced this frame (slice RMS, dBFS)
 
 
 class Engine:
@@ -138,7 +139,8 @@ class Engine:
         level = 20 * np.log10(max(float(np.sqrt(np.mean(wave.astype(np.float64) ** 2))), 1e-10))
         vector = self.vector_for(step)
         if level < self.silence_db:
-            return Frame(step, step * STEP_SECONDS, math.nan, math.nan, (time.perf_counter() - started) * 1e3, True)
+            return Frame(step, step * STEP_SECONDS, math.nan, math.nan, (time.perf_counter() - started) * 1e3, True,
+                         level)
         slice_44k = torch.from_numpy(wave.copy())
         if self.rate != self.slicer.config.sample_rate:
             import torchaudio
@@ -154,7 +156,7 @@ class Engine:
             return None
         shown, row = self.steps[-1 - self.lookahead], result.va[0, -1 - self.lookahead]
         compute_ms = (time.perf_counter() - started) * 1e3
-        return Frame(shown, shown * STEP_SECONDS, float(row[0]), float(row[1]), compute_ms)
+        return Frame(shown, shown * STEP_SECONDS, float(row[0]), float(row[1]), compute_ms, level_db=level)
 
     def close(self) -> None:
         self.worker.shutdown(wait=False, cancel_futures=True)
