@@ -2,7 +2,7 @@
 # The tests: set up if needed, then run the whole suite. Arguments go to pytest (e.g. ./test.sh -k metrics).
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/bootstrap.sh
+scripts/bootstrap.sh --tests
 # The converter tests read the musicnn wheel (29 MB, from PyPI); without it they skip and say why.
 wheel_dir=.cache/wheels
 if [ ! -f "$wheel_dir/musicnn-0.1.0-py3-none-any.whl" ]; then

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Set up everything pdmer needs, once: Debian packages (as root, or the exact apt line to run), the virtual
 # environment in .venv, and the package with its test extras. Re-running is cheap: each step checks first.
-# Used by ./run.sh and ./test.sh; PYTHON picks the interpreter (default python3, which must be >= 3.10).
+# Used by ./run.sh, and by ./test.sh with --tests (the test tools too); PYTHON picks the interpreter (default python3,
+# which must be >= 3.10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tests=false
+[ "${1:-}" = "--tests" ] && tests=true
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 # libportaudio2: sounddevice's PortAudio (live audio input). For the tests only: liblo-tools (oscdump, the real OSC
 # receiver), pulseaudio, pulseaudio-utils, libasound2-plugins (a null sink as the real input device), chromium (the
 # live view in a real browser) and puredata-core (the Pd example, headless).
-SYSTEM_PACKAGES=(libportaudio2 liblo-tools pulseaudio pulseaudio-utils libasound2-plugins chromium puredata-core)
+SYSTEM_PACKAGES=(libportaudio2)
+if $tests; then
+    SYSTEM_PACKAGES+=(liblo-tools pulseaudio pulseaudio-utils libasound2-plugins chromium puredata-core)
+fi
 
 missing=()
 for package in "${SYSTEM_PACKAGES[@]}"; do
@@ -37,11 +43,14 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
 fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 
-# Reinstall only when the dependencies changed: the stamp holds the hash of pyproject.toml.
+# Reinstall only when the dependencies changed: the stamp holds the hash of pyproject.toml and what was installed
+# (an install with the test extras serves ./run.sh too).
 stamp="$VENV/.pdmer-installed"
-wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
+installed=$(cat "$stamp" 2>/dev/null || true)
+if $tests; then target='.[test]'; wanted="$hash test"; else target='.'; wanted="$hash"; fi
+if [ "$installed" != "$wanted" ] && [ "$installed" != "$hash test" ]; then
     echo "bootstrap: installing pdmer and its dependencies into $VENV (torch is large: a few minutes the first time)"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$target"
     echo "$wanted" >"$stamp"
 fi
