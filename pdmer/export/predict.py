@@ -148,7 +148,20 @@ class SongPrediction:
 
 def predict_file(deployed: Deployed, audio: str | Path, *, progress: Progress | None = None):
     """(SongPrediction, waveform, rate) of an audio file."""
-    mel, global_feat, waveform, rate = song_features(deployed.encoder, deployed.windows, audio, progress=progress)
-    va = predict_onnx(deployed.onnx, mel.numpy(), global_feat.numpy())
-    times = np.arange(len(va)) * STEP_SECONDS
-    return SongPrediction(Path(audio).name, deployed.name, times, va), waveform, rate
+    predictions, waveform, rate = predict_each([deployed], audio, progress=progress)
+    return predictions[0], waveform, rate
+
+
+def predict_each(deployments: list[Deployed], audio: str | Path, *, progress: Progress | None = None):
+    """([SongPrediction per deployment], waveform, rate): several profiles of one song. The features are computed
+    once for every deployment that records the same global encoder and windows (profiles of one base model)."""
+    features, predictions, waveform, rate = {}, [], None, None
+    for deployed in deployments:
+        key = (deployed.onnx.metadata["global_encoder"], deployed.windows)
+        if key not in features:
+            mel, global_feat, waveform, rate = song_features(deployed.encoder, deployed.windows, audio,
+                                                             progress=progress)
+            features[key] = (mel.numpy(), global_feat.numpy())
+        va = predict_onnx(deployed.onnx, *features[key])
+        predictions.append(SongPrediction(Path(audio).name, deployed.name, np.arange(len(va)) * STEP_SECONDS, va))
+    return predictions, waveform, rate
