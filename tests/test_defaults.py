@@ -15,7 +15,7 @@ import soundfile
 
 from conftest import shared_path
 from pdmer.defaults import DEFAULT_MODEL_DIR, MUSIC_EXCERPT, default_checkpoint, default_model
-from test_osc import oscdump  # noqa: F401  (the fixture)
+from test_osc import MESSAGES_PER_FRAME, oscdump  # noqa: F401  (the fixture)
 
 CARD = DEFAULT_MODEL_DIR / "MODEL_CARD.md"
 
@@ -52,7 +52,7 @@ def test_stream_without_a_model_uses_the_default(oscdump):  # noqa: F811
                              "--osc", f"127.0.0.1:{port}", "--quiet"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "profile default" in result.stderr
-    frames = [args for path, _, args in read(55 * 5) if path == "/pdmer/frame"]
+    frames = [args for path, _, args in read(55 * MESSAGES_PER_FRAME) if path == "/pdmer/frame"]
     assert len(frames) >= 55  # 30 s of music, the clock starting at its first sound
     values = np.array([[float(a[1]), float(a[2])] for a in frames])
     assert np.isfinite(values).all() and values.std(axis=0).min() > 0  # the curve moves with the music

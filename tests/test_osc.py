@@ -15,6 +15,8 @@ from pdmer.streamer.osc import OscOut, parse_target, unit
 
 LINE = re.compile(r"^([0-9a-f]{8}\.[0-9a-f]{8}) (\S+) (\S+)(.*)$")
 
+MESSAGES_PER_FRAME = 7  # va, valence, arousal, va01, valence01, arousal01, frame (pdmer.streamer.osc)
+
 
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -69,16 +71,29 @@ def test_frames_reach_oscdump(oscdump, bundle):
     out = OscOut([parse_target(f"127.0.0.1:{port}")], prefix="/show/pdmer", bundle=bundle)
     out.frame(12.5, 0.25, -0.5)
     out.status("running", 12.5, 3)
-    lines = read(6)
+    lines = read(8)
     assert [(path, tags) for path, tags, _ in lines] == [
         ("/show/pdmer/va", "ff"), ("/show/pdmer/valence", "f"), ("/show/pdmer/arousal", "f"),
-        ("/show/pdmer/va01", "ff"), ("/show/pdmer/frame", "fff"), ("/show/pdmer/status", "sfi")]
+        ("/show/pdmer/va01", "ff"), ("/show/pdmer/valence01", "f"), ("/show/pdmer/arousal01", "f"),
+        ("/show/pdmer/frame", "fff"), ("/show/pdmer/status", "sfi")]
     values = {path: args for path, _, args in lines}
     assert values["/show/pdmer/va"] == ["0.250000", "-0.500000"]
     assert values["/show/pdmer/va01"] == ["0.625000", "0.250000"]
+    assert values["/show/pdmer/valence01"] == ["0.625000"] and values["/show/pdmer/arousal01"] == ["0.250000"]
     assert values["/show/pdmer/frame"] == ["12.500000", "0.250000", "-0.500000"]
     assert values["/show/pdmer/status"] == ['"running"', "12.500000", "3"]
     assert out.send_errors == 0
+
+
+def test_only_some_addresses(oscdump):
+    port, read = oscdump
+    out = OscOut([parse_target(f"127.0.0.1:{port}")], only=["valence01"])
+    out.frame(1.0, 0.5, -0.5)
+    out.status("running", 1.0, 0)
+    assert [(path, args) for path, _, args in read(2)] == [("/pdmer/valence01", ["0.750000"]),
+                                                         ("/pdmer/status", ['"running"', "1.000000", "0"])]
+    with pytest.raises(InputError, match="unknown OSC address vibe: choose from va, valence"):
+        OscOut([parse_target("127.0.0.1:9000")], only=["vibe"])
 
 
 def test_a_receiver_that_is_not_listening_never_stalls_the_sender():
@@ -86,8 +101,8 @@ def test_a_receiver_that_is_not_listening_never_stalls_the_sender():
     started = time.monotonic()
     for step in range(200):
         out.frame(step * 0.5, 0.0, 0.0)
-    assert time.monotonic() - started < 5.0  # non-blocking: 1000 datagrams, lost or refused, without waiting
-    assert out.sent + out.send_errors == 1000
+    assert time.monotonic() - started < 5.0  # non-blocking: 1400 datagrams, lost or refused, without waiting
+    assert out.sent + out.send_errors == 200 * MESSAGES_PER_FRAME
 
 
 @pytest.mark.parametrize("text, message", [

@@ -15,7 +15,7 @@ from pdmer.errors import InputError
 from pdmer.model.checkpoint import save_model
 from pdmer.model.registry import build_model
 
-from test_osc import free_udp_port, oscdump  # noqa: F401  (the fixture)
+from test_osc import MESSAGES_PER_FRAME, free_udp_port, oscdump  # noqa: F401  (the fixture)
 
 RATE = 22050
 
@@ -107,7 +107,7 @@ def test_stream_a_file_fast_to_oscdump(setup, oscdump, tmp_path):  # noqa: F811
     engine = run_engine(setup["deployed"], wave, 1000, start_at_sound=True)  # the clock starts at the first sound
     assert [f.step for f in engine if f.silent] == list(range(8, 14))  # 4.0-7.0 s
     sent = [f for f in engine if not f.silent]
-    lines = read(len(sent) * 5 + 2)
+    lines = read(len(sent) * MESSAGES_PER_FRAME + 2)
     frames = [args for path, tags, args in lines if path == "/pdmer/frame"]
     times = [float(a[0]) for a in frames]
     assert times == [f.time_s for f in sent] and len(times) >= 17  # silence is not sent
@@ -143,7 +143,7 @@ def test_raw_pcm_on_stdin_streams_like_the_file(setup, oscdump):  # noqa: F811
     assert result.returncode == 0, result.stderr.decode()
     assert b"stdin (f32le, 2 ch)" in result.stderr
     expected = [f for f in run_engine(setup["deployed"], wave, 1000, start_at_sound=True) if not f.silent]
-    frames = [args for path, _, args in read(len(expected) * 5 + 2) if path == "/pdmer/frame"]
+    frames = [args for path, _, args in read(len(expected) * MESSAGES_PER_FRAME + 2) if path == "/pdmer/frame"]
     assert [float(a[0]) for a in frames] == [f.time_s for f in expected]
     values = np.array([[float(a[1]), float(a[2])] for a in frames])
     assert np.abs(values - np.clip([(f.valence, f.arousal) for f in expected], -1, 1)).max() <= 1e-4
@@ -200,7 +200,7 @@ def test_out_rate_sends_interpolated_points_that_end_on_each_frame(setup, oscdum
     engine = run_engine(setup["deployed"], wave, 1000, start_at_sound=True)
     for f in engine:
         expected += lerp(smooth(Point(f.time_s, f.valence, f.arousal)))
-    frames = [args for path, _, args in read(len(expected) * 5 + 2) if path == "/pdmer/frame"]
+    frames = [args for path, _, args in read(len(expected) * MESSAGES_PER_FRAME + 2) if path == "/pdmer/frame"]
     assert len(frames) == len(expected) == 1 + 5 * (len(engine) - 1)  # 5 points per hop after the first frame
     assert np.allclose([float(a[0]) for a in frames], [p.time_s for p in expected], atol=1e-6)
     values = np.array([[float(a[1]), float(a[2])] for a in frames])

@@ -35,6 +35,8 @@ DEFAULT_TARGET = "127.0.0.1:9000"  # pdmer.streamer.osc.DEFAULT_TARGET
 @click.option("--osc", "targets", multiple=True, default=[DEFAULT_TARGET], show_default=True,
               help="HOST:PORT to send OSC to (repeatable).")
 @click.option("--osc-prefix", default="/pdmer", show_default=True, help="Address prefix of every message.")
+@click.option("--only", help="Send only these of each frame's addresses, comma-separated (e.g. valence01): for a "
+              "DAW's OSC learn, which binds the first address it hears. Default: all.")
 @click.option("--bundle", is_flag=True, help="Send each frame's messages as one OSC bundle.")
 @click.option("--lookahead", type=click.IntRange(0, 59), default=0, show_default=True,
               help="Emit the step this many hops back (more context, lookahead x 0.5 s later).")
@@ -52,7 +54,8 @@ DEFAULT_TARGET = "127.0.0.1:9000"  # pdmer.streamer.osc.DEFAULT_TARGET
 def main(list_devices, **options) -> None:
     """Stream valence and arousal of audio over OSC, twice a second, as one listener hears it.
 
-    Messages (prefix /pdmer): /va f f, /valence f, /arousal f, /va01 f f (mapped to 0..1), /frame f f f (stream
+    Messages (prefix /pdmer): /va f f, /valence f, /arousal f, /va01 f f (mapped to 0..1), /valence01 f,
+    /arousal01 f, /frame f f f (stream
     time, valence, arousal) per 0.5 s frame (or per --out-rate point), and /status s f i (state, stream time,
     overruns) every second. A device that disappears ends the stream with an error (exit code 2, the statistics
     still written); it does not reconnect."""
@@ -94,7 +97,7 @@ def open_source(source, fast, device, rate, channels, sample_format):
 
 
 def run(model_path, profile_name, source, fast, device, rate, channels, sample_format, start_at_sound, targets,
-        osc_prefix, bundle, lookahead, smooth, out_rate, global_every, view_address, stats_json, quiet) -> None:
+        osc_prefix, only, bundle, lookahead, smooth, out_rate, global_every, view_address, stats_json, quiet) -> None:
     import numpy as np
 
     from pdmer.errors import PdmerError
@@ -104,7 +107,8 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
     from pdmer.streamer.osc import OscOut, parse_target
     from pdmer.streamer.shaping import Shaper
 
-    out = OscOut([parse_target(t) for t in targets], prefix=osc_prefix, bundle=bundle)  # bad targets: fail first
+    out = OscOut([parse_target(t) for t in targets], prefix=osc_prefix, bundle=bundle,  # bad targets: fail first
+                 only=[name.strip() for name in only.split(",") if name.strip()] if only else None)
     view = None
 
     def send(point) -> None:  # each shaped value: OSC, and the live view when there is one

@@ -6,8 +6,12 @@ Per frame, under the prefix (default ``/pdmer``; DESIGN.md §8):
     /pdmer/valence  f      valence in [-1, 1]
     /pdmer/arousal  f      arousal in [-1, 1]
     /pdmer/va01     f f    both mapped onto [0, 1] ((x + 1) / 2): what lighting desks and DAW controls take
+    /pdmer/valence01, /pdmer/arousal01  f   each on [0, 1] on its own: one control per address (MIDI/OSC learn)
     /pdmer/frame    f f f  stream time in seconds, valence, arousal: the same frame, time-stamped
 and, about once a second, ``/pdmer/status s f i``: state ("running", "silence", "stopped"), stream time, overruns.
+
+``only`` limits a frame to some of these (by name: ``va``, ``valence01``, ...): a DAW's OSC learn binds the first
+address it hears, so it should hear one. The status always goes out.
 
 With ``bundle`` the frame's messages travel as one bundle (timetag "immediately"), so a receiver gets them
 together. Sending never blocks and never raises: UDP gives no delivery promise, a receiver that is not listening
@@ -25,6 +29,7 @@ from pdmer.errors import InputError
 
 DEFAULT_TARGET = "127.0.0.1:9000"
 DEFAULT_PREFIX = "/pdmer"
+FRAME_ADDRESSES = ("va", "valence", "arousal", "va01", "valence01", "arousal01", "frame")
 
 
 @dataclass(frozen=True)
@@ -67,10 +72,15 @@ def check_prefix(prefix: str) -> str:
 
 
 class OscOut:
-    def __init__(self, targets: list[Target], *, prefix: str = DEFAULT_PREFIX, bundle: bool = False):
+    def __init__(self, targets: list[Target], *, prefix: str = DEFAULT_PREFIX, bundle: bool = False,
+                 only: list[str] | None = None):
         if not targets:
             raise InputError("no OSC target: give --osc HOST:PORT")
+        unknown = sorted(set(only or ()) - set(FRAME_ADDRESSES))
+        if unknown:
+            raise InputError(f"unknown OSC address {', '.join(unknown)}: choose from {', '.join(FRAME_ADDRESSES)}")
         self.targets, self.prefix, self.bundle = targets, check_prefix(prefix), bundle
+        self.only = set(only) if only else set(FRAME_ADDRESSES)
         self.sockets = {}  # one non-blocking socket per address family
         for family in {target.family for target in targets}:
             self.sockets[family] = socket.socket(family, socket.SOCK_DGRAM)
@@ -82,14 +92,16 @@ class OscOut:
         """One frame; values are clipped to [-1, 1], the range receivers are told to expect."""
         valence, arousal = clip(valence), clip(arousal)
         p = self.prefix
-        messages = [
-            (f"{p}/va", [valence, arousal]),
-            (f"{p}/valence", [valence]),
-            (f"{p}/arousal", [arousal]),
-            (f"{p}/va01", [unit(valence), unit(arousal)]),
-            (f"{p}/frame", [time_s, valence, arousal]),
-        ]
-        self.send(messages)
+        messages = {
+            "va": [valence, arousal],
+            "valence": [valence],
+            "arousal": [arousal],
+            "va01": [unit(valence), unit(arousal)],
+            "valence01": [unit(valence)],
+            "arousal01": [unit(arousal)],
+            "frame": [time_s, valence, arousal],
+        }
+        self.send([(f"{p}/{name}", values) for name, values in messages.items() if name in self.only])
 
     def status(self, state: str, time_s: float, overruns: int) -> None:
         self.send([(f"{self.prefix}/status", [state, float(time_s), int(overruns)])])
