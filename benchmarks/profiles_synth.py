@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="chooses each listener's support song")
     parser.add_argument("--steps", type=int, help="adaptation steps (default: the base's)")
     parser.add_argument("--lr", type=float, help="adaptation learning rate (default: the base's)")
-    parser.add_argument("--params", choices=["all", "head", "output"], help="what adapts (default: the base's)")
+    parser.add_argument("--params", choices=["all", "head", "output", "bias"], help="what adapts (default: the base's)")
     parser.add_argument("--report", type=Path, help="Markdown report to write")
     args = parser.parse_args()
 

@@ -117,6 +117,10 @@ def test_cli_choice_lists_match_the_library():
     from pdmer.data.load import FORMATS
 
     assert cli.DATASET_FORMATS == FORMATS and cli.SCALES == tuple(SCALES)
+    from pdmer.model.adapt import PARAMS
+    from pdmer.train.config import PARAMS as TRAIN_PARAMS
+
+    assert TRAIN_PARAMS == PARAMS
 
 
 def test_embed_prints_the_musicnn_vector(tmp_path):

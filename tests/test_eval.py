@@ -84,6 +84,20 @@ def test_output_only_adaptation_changes_the_last_layer_only():
     assert losses[-1] < losses[0]
 
 
+def test_bias_only_adaptation_shifts_the_output_by_an_offset():
+    model = tiny_model()
+    mel, global_feat = torch.randn(30, 51, 128), torch.randn(30, 8)
+    base = predict_song(model, mel, global_feat)
+    target = base + torch.tensor([0.3, -0.2])  # a listener who hears the same shape, offset
+    weights, losses = adapt(model, [(mel, global_feat, target)],
+                            AdaptConfig(steps=40, lr=0.01, params="bias", train_mode=False))
+    changed = {name for name, value in model.state_dict().items() if not torch.equal(weights[name], value)}
+    assert changed == {"predictor.out.bias"} and losses[-1] < losses[0]
+    shift = predict_song(model, mel, global_feat, weights=weights) - base
+    assert torch.allclose(shift, shift.mean(dim=0), atol=1e-5)  # the same offset at every step: the shape is kept
+    assert shift[0, 0] > 0.02 and shift[0, 1] < -0.02  # towards the listener's offset
+
+
 def test_adaptation_windows_long_support():
     model = tiny_model()
     mel, global_feat, va = torch.randn(70, 51, 128), torch.randn(70, 8), torch.rand(70, 2) - 0.5

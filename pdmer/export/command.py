@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
+from pdmer.cli import SCALES
+
 DEVICES = ("auto", "cpu", "cuda")  # pdmer.export.runtime.DEVICES
-SCALES = ("[-1,1]", "[0,1]", "[1,9]")  # pdmer.data.curves.SCALES
 
 
 @click.command("export")

@@ -23,7 +23,7 @@ from torch import nn
 from pdmer.model.dsaml import DSAMLOutput
 
 Weights = dict[str, torch.Tensor]  # parameters and buffers by state-dict name
-PARAMS = ("all", "head", "output")
+PARAMS = ("all", "head", "output", "bias")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class AdaptConfig:
     train_mode: bool = True
     window: int = 60  # support sequences longer than this are cut into windows of this many steps (one batch)
     # "all": every trainable parameter (authors); "head": all but the per-slice front end; "output": the last
-    # layer only (not in the paper: few parameters, so one song cannot overfit them; see reports/profiles-synth.md)
+    # layer only (not in the paper: few parameters, so one song cannot overfit them; see reports/profiles-synth.md);
+    # "bias": the last layer's bias only, i.e. a per-listener offset of valence and arousal (not in the paper)
     params: str = "all"
 
     def __post_init__(self) -> None:
@@ -92,7 +93,7 @@ def run(model: nn.Module, weights: Weights, mel, global_feat: torch.Tensor, **op
 
 def forward(model: nn.Module, weights: Weights, inputs, global_feat, config: AdaptConfig) -> DSAMLOutput:
     """``inputs`` are log-mel slices, or local features when the front end stays fixed."""
-    if config.params in ("head", "output"):
+    if config.params != "all":
         return run(model, weights, None, global_feat, local=inputs)
     return run(model, weights, inputs, global_feat)
 
@@ -133,11 +134,13 @@ def adapt(
         trainable = [name for name in trainable if name not in front_end]
     elif config.params == "output":
         trainable = [name for name in trainable if name.startswith(tuple(f"{o}." for o in model.OUTPUT))]
+    elif config.params == "bias":
+        trainable = [name for name in trainable if name in {f"{o}.bias" for o in model.OUTPUT}]
     for name in trainable:  # e.g. detached weights of an earlier adaptation: start a fresh graph from them
         if not weights[name].requires_grad:
             weights[name] = weights[name].detach().requires_grad_(True)
     losses = []
-    if config.params in ("head", "output"):
+    if config.params != "all":
         # The front end is fixed, so its outputs are too: computed once, in eval mode, as prediction will compute
         # them (batch norm uses its running statistics and leaves them as they are).
         with mode(model, False), torch.no_grad():

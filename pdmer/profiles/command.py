@@ -7,7 +7,8 @@ import sys
 
 import click
 
-SCALES = ("[-1,1]", "[0,1]", "[1,9]")  # pdmer.data.curves.SCALES
+from pdmer.cli import SCALES
+from pdmer.train.config import PARAMS
 
 
 def errors(function):
@@ -35,8 +36,9 @@ def profile() -> None:
               help="The scale the curve's values are on.")
 @click.option("--steps", type=click.IntRange(min=0), help="Adaptation steps (default: as the base was meta-trained).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adaptation learning rate (default: likewise).")
-@click.option("--params", type=click.Choice(["all", "head", "output"]),
-              help="What adapts: all parameters, all but the front end, or the last layer (default: likewise).")
+@click.option("--params", type=click.Choice(PARAMS),
+              help="What adapts: all parameters, all but the front end, the last layer, or its bias alone (an offset) "
+                   "(default: likewise).")
 @click.option("--force", is_flag=True, help="Replace a profile of the same name.")
 def create(name, audio, curve, base, scale, steps, lr, params, force) -> None:
     """Make profile NAME from one song (--audio) and the listener's curve for it (--curve)."""

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pdmer.errors import InputError
 
+PARAMS = ("all", "head", "output", "bias")  # pdmer.model.adapt.PARAMS (not imported: it would import torch)
+
 MODES = ("dmer", "pdmer")
 MODELS = ("dsaml", "damff", "crnn")  # pdmer.model.registry.ARCHITECTURES
 TASK_KINDS = ("listener", "random")  # paper eq. 6 (per annotator) and eq. 5 (random over mean labels)
@@ -60,7 +62,7 @@ class TrainConfig:
     inner_steps: int = 16  # authors' --adapt_steps
     inner_lr: float = 5e-3  # authors' --meta_lr
     first_order: bool = True  # cuDNN LSTMs have no double backward; second-order runs on CPU
-    inner_params: str = "all"  # "all" (authors), "head" (all but the per-slice front end) or "output" (last layer)
+    inner_params: str = "all"  # "all" (authors), "head" (all but the per-slice front end), "output" (last layer), "bias"
     # [ablation] (paper Table 3), DSAML only
     local_attention: bool = True
     global_attention: bool = True
@@ -77,7 +79,7 @@ class TrainConfig:
             ("tasks", self.tasks, TASK_KINDS),
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("device", self.device, DEVICES),
-            ("inner_params", self.inner_params, ("all", "head", "output")),
+            ("inner_params", self.inner_params, PARAMS),
         ):
             if value not in choices:
                 raise InputError(f"config: {name} = {value!r} is not one of {', '.join(choices)}")
