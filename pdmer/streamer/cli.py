@@ -54,10 +54,9 @@ DEFAULT_TARGET = "127.0.0.1:9000"  # pdmer.streamer.osc.DEFAULT_TARGET
 def main(list_devices, **options) -> None:
     """Stream valence and arousal of audio over OSC, twice a second, as one listener hears it.
 
-    Messages (prefix /pdmer): /va f f, /valence f, /arousal f, /va01 f f (mapped to 0..1), /valence01 f,
-    /arousal01 f, /frame f f f (stream
-    time, valence, arousal) per 0.5 s frame (or per --out-rate point), and /status s f i (state, stream time,
-    overruns) every second. A device that disappears ends the stream with an error (exit code 2, the statistics
+    Messages (prefix /pdmer): /va f f, /valence f, /arousal f, /va01 f f and /valence01 f, /arousal01 f (mapped
+    to 0..1), /frame f f f (stream time, valence, arousal) per 0.5 s frame (or per --out-rate point), and
+    /status s f i (state, stream time, overruns) every second. --view serves a live page of the same values. A device that disappears ends the stream with an error (exit code 2, the statistics
     still written); it does not reconnect."""
     from pdmer.cli import user_errors
 
@@ -181,6 +180,8 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
         "hop_compute_ms": {name: float(np.percentile(compute[1:], q)) if compute[1:] else math.nan
                            for name, q in (("median", 50), ("p90", 90), ("p99", 99), ("max", 100))},
     }
+    if view is not None:
+        stats["view_messages_dropped"] = view.dropped  # a page that could not keep up
     if stats_json:
         with atomic_path(stats_json) as temporary:
             temporary.write_text(json.dumps(stats, indent=1) + "\n")

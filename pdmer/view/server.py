@@ -97,7 +97,10 @@ class LiveView:
 
     def close(self) -> None:
         """Send what is queued, then close every page's socket (each page says the stream is gone) and the port."""
-        self.outbox.put(None)
+        try:
+            self.outbox.put(None, timeout=2)
+        except queue.Full:  # the sender is stuck on a page that stopped reading: close under it
+            pass
         self.threads[1].join(timeout=2)
         with self.lock:
             clients = list(self.clients)
