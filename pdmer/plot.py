@@ -35,7 +35,7 @@ def curves_figure(curves: dict, waveform: np.ndarray, rate: int, *, song: str, m
     for column, (axes, name) in enumerate(((valence, "valence"), (arousal, "arousal"))):
         for (profile, prediction), colour in zip(curves.items(), PROFILE_COLOURS):
             axes.plot(prediction.times, prediction.va[:, column], color=colour, linewidth=1.6,
-                      label=f"profile {profile}")
+                      label=f"profile {profile}" + (" (the base model)" if profile == "default" else ""))
         if truth is not None:
             times, values, label = truth
             axes.plot(times, values[:, column], color="black", linestyle="--", linewidth=1.3, label=label)
