@@ -65,7 +65,7 @@ class LiveView:
             hint = ("the port is in use (another pdmer-stream --view?); pick another, e.g. "
                     f"--view {host}:{port + 1}" if error.errno == errno.EADDRINUSE else error.strerror)
             raise InputError(f"--view {address}: cannot serve the live view: {hint}") from None
-        bound_host, self.port = self.server.socket.getsockname()[:2]
+        self.port = self.server.socket.getsockname()[1]  # the port bound (0 asks the system for a free one)
         self.url = f"http://{host if ':' not in host else f'[{host}]'}:{self.port}/"
         self.threads = [threading.Thread(target=self.server.serve_forever, name="pdmer-view", daemon=True),
                         threading.Thread(target=self._send_loop, name="pdmer-view-send", daemon=True)]
