@@ -110,6 +110,7 @@ def page_state(page) -> dict:
         bannerShown: document.getElementById('banner').offsetParent !== null,
         profile: document.getElementById('profile').textContent,
         source: document.getElementById('source').textContent,
+        osc: document.getElementById('osc').textContent,
         level: document.getElementById('level').textContent,
         compute: document.getElementById('compute').textContent,
     })""")
@@ -152,6 +153,7 @@ def test_the_page_follows_the_stream_reconnects_and_says_when_it_is_gone(tmp_pat
             # While the file streams, the point moves and the charts fill.
             early = wait_for(page, lambda s: s["valence"] >= 4, "the first points")
             assert early["profile"] == "default" and early["source"] == MUSIC_EXCERPT.name and not early["bannerShown"]
+            assert early["osc"] == f"127.0.0.1:{osc_port}"
             later = wait_for(page, lambda s: s["valence"] >= early["valence"] + 6, "the charts filling")
             assert later["arousal"] == later["valence"]
             assert (later["plane"]["x"], later["plane"]["y"]) != (early["plane"]["x"], early["plane"]["y"])

@@ -60,6 +60,7 @@ function receive(message) {
     $("profile").textContent = message.profile;
     $("model").textContent = message.model;
     $("source").textContent = message.source;
+    $("osc").textContent = message.osc.join(", ");
     $("state").textContent = "connected";
     const hop = view.hops[view.hops.length - 1];
     if (hop) showHop(hop);
