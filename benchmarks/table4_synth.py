@@ -49,7 +49,7 @@ support = 1
 query = 3
 inner_steps = {inner_steps}
 inner_lr = {inner_lr}
-inner_params = "head"
+inner_params = "{inner_params}"
 [log]
 validate_every = 0
 checkpoint_every = 25
@@ -130,13 +130,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="steps of each condition from that start")
     parser.add_argument("--inner-steps", type=int, default=5)
     parser.add_argument("--inner-lr", type=float, default=0.05)
+    parser.add_argument("--inner-params", default="head", choices=["all", "head", "output", "bias"],
+                        help="what the inner loop and the test-time adaptation change")
     parser.add_argument("--with-no-maml", action="store_true")
     parser.add_argument("--start", type=Path, help="a trained model to start every seed's conditions from, instead "
                         "of --pre-steps on mean labels per seed (e.g. a longer run than fits per seed)")
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
     base = args.runs / "base.toml"
-    base.write_text(BASE.format(inner_steps=args.inner_steps, inner_lr=args.inner_lr))
+    base.write_text(BASE.format(inner_steps=args.inner_steps, inner_lr=args.inner_lr, inner_params=args.inner_params))
     names = [n for n in CONDITIONS if n != "no-maml" or args.with_no_maml]
 
     rows, seconds, losses = {n: [] for n in names}, {n: [] for n in names}, {n: [] for n in names}
@@ -167,12 +169,12 @@ def main() -> None:
              + (f"started from `{args.start}` (one start for every seed), then " if args.start else
                 f"{args.pre_steps} steps on mean labels (one shared start per seed), then ")
              + f"{args.steps} steps of its own training; seeds {args.seeds}; adaptation at test time: "
-             f"{args.inner_steps} steps of SGD lr {args.inner_lr} on the head, on one song per listener "
+             f"{args.inner_steps} steps of SGD lr {args.inner_lr} ({args.inner_params}), on one song per listener "
              "(pdmer eval --task pdmer --seed 0). Scores: each test listener's mean CCC over their other songs, "
              "averaged over listeners.", "",
              f"Command: `python benchmarks/table4_synth.py --data {args.data} --cache CACHE --runs RUNS --report "
              f"{args.report} " + (f"--start {args.start}" if args.start else f"--pre-steps {args.pre_steps}")
-             + f" --steps {args.steps} --inner-steps {args.inner_steps} --inner-lr {args.inner_lr}"
+             + f" --steps {args.steps} --inner-steps {args.inner_steps} --inner-lr {args.inner_lr} --inner-params {args.inner_params}"
              f"{' --with-no-maml' if args.with_no_maml else ''}`", "",
              "| Training | valence CCC | arousal CCC | " + " | ".join(f"seed {s} (V / A)" for s in args.seeds)
              + " | loss before → after adaptation | train s/run |",
