@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pdmer.train.config import PARAMS
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,7 +32,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="chooses each listener's support song")
     parser.add_argument("--steps", type=int, help="adaptation steps (default: the base's)")
     parser.add_argument("--lr", type=float, help="adaptation learning rate (default: the base's)")
-    parser.add_argument("--params", choices=["all", "head", "output", "bias"], help="what adapts (default: the base's)")
+    parser.add_argument("--params", choices=PARAMS, help="what adapts (default: the base's)")
     parser.add_argument("--report", type=Path, help="Markdown report to write")
     args = parser.parse_args()
 

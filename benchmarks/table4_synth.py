@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pdmer.model.checkpoint import read_metadata
+from pdmer.train.config import PARAMS
 
 # Shared by every condition: sizes that fit a few minutes of 2 CPU cores. The paper's numbers (16 inner steps,
 # 16 tasks x 15 query songs, Adam 5e-5, 2000 steps) would take days here.
@@ -130,7 +131,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="steps of each condition from that start")
     parser.add_argument("--inner-steps", type=int, default=5)
     parser.add_argument("--inner-lr", type=float, default=0.05)
-    parser.add_argument("--inner-params", default="head", choices=["all", "head", "output", "bias"],
+    parser.add_argument("--inner-params", default="head", choices=PARAMS,
                         help="what the inner loop and the test-time adaptation change")
     parser.add_argument("--with-no-maml", action="store_true")
     parser.add_argument("--start", type=Path, help="a trained model to start every seed's conditions from, instead "

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything pdmer needs, once: Debian packages (as root, or the exact apt line to run), the virtual
-# environment in .venv, and the package with its test extras. Re-running is cheap: each step checks first.
+# environment in .venv, and the package (with --tests, its test extras too). Re-running is cheap: each step checks
+# first.
 # Used by ./run.sh, and by ./test.sh with --tests (the test tools too); PYTHON picks the interpreter (default python3,
 # which must be >= 3.10).
 set -euo pipefail

@@ -17,7 +17,7 @@ import pytest
 
 from pdmer.defaults import MUSIC_EXCERPT
 
-from test_osc import free_udp_port, oscdump  # noqa: F401  (the fixture)
+from test_osc import MESSAGES_PER_FRAME, free_udp_port, oscdump  # noqa: F401  (the fixture)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PD_PATCH = EXAMPLES / "pd" / "pdmer-receive.pd"
@@ -115,5 +115,5 @@ def test_the_profile_script_makes_a_profile_and_streams_with_it(tmp_path, oscdum
     assert second.returncode == 0, second.stderr
     report = json.loads(stats.read_text())
     assert report["profile"] == "mia" and report["frames_sent"] >= 50
-    assert len([1 for path, _, _ in read(report["frames_sent"] * 7) if path == "/pdmer/frame"]) == report[
+    assert len([1 for path, _, _ in read(report["frames_sent"] * MESSAGES_PER_FRAME) if path == "/pdmer/frame"]) == report[
         "frames_sent"]

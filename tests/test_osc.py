@@ -11,11 +11,11 @@ import time
 import pytest
 
 from pdmer.errors import InputError
-from pdmer.streamer.osc import OscOut, parse_target, unit
+from pdmer.streamer.osc import FRAME_ADDRESSES, OscOut, parse_target, unit
 
 LINE = re.compile(r"^([0-9a-f]{8}\.[0-9a-f]{8}) (\S+) (\S+)(.*)$")
 
-MESSAGES_PER_FRAME = 7  # va, valence, arousal, va01, valence01, arousal01, frame (pdmer.streamer.osc)
+MESSAGES_PER_FRAME = len(FRAME_ADDRESSES)  # datagrams per frame without --only or --bundle
 
 
 def free_udp_port() -> int:

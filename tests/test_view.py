@@ -22,6 +22,8 @@ import soundfile
 
 from pdmer.errors import InputError
 
+from test_osc import free_udp_port
+
 ARTIFACTS = Path(os.environ.get("PDMER_TEST_ARTIFACTS", Path(__file__).parents[1] / "build" / "test-artifacts"))
 
 
@@ -134,7 +136,7 @@ def test_the_page_follows_the_stream_reconnects_and_says_when_it_is_gone(tmp_pat
     from pdmer.defaults import MUSIC_EXCERPT
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    view_port, osc_port = free_tcp_port(), free_tcp_port()
+    view_port, osc_port = free_tcp_port(), free_udp_port()
     rate = 22050  # the second stream: a different source, so the page must show that it changed
     t = np.arange(20 * rate) / rate
     tone = tmp_path / "rising-tone.wav"

@@ -56,8 +56,9 @@ def main(list_devices, **options) -> None:
 
     Messages (prefix /pdmer): /va f f, /valence f, /arousal f, /va01 f f and /valence01 f, /arousal01 f (mapped
     to 0..1), /frame f f f (stream time, valence, arousal) per 0.5 s frame (or per --out-rate point), and
-    /status s f i (state, stream time, overruns) every second. --view serves a live page of the same values. A device that disappears ends the stream with an error (exit code 2, the statistics
-    still written); it does not reconnect."""
+    /status s f i (state, stream time, overruns) every second. --view serves a live page of the same values. A
+    device that disappears ends the stream with an error (exit code 2, the statistics still written); it does not
+    reconnect."""
     from pdmer.cli import user_errors
 
     if list_devices:
@@ -147,9 +148,10 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
                     frames += 1
                     shaper.frame(frame.time_s, frame.valence, frame.arousal)
                 if frame.time_s - last_status >= 1.0:
-                    out.status("silence" if frame.silent else "running", frame.time_s, audio.overruns)
+                    state = "silence" if frame.silent else "running"
+                    out.status(state, frame.time_s, audio.overruns)
                     if view is not None:
-                        view.status("silence" if frame.silent else "running")
+                        view.status(state)
                     last_status = frame.time_s
                 if not quiet:
                     va = "  silence     " if frame.silent else f"V {frame.valence:+.2f} A {frame.arousal:+.2f}"
