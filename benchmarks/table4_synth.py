@@ -8,8 +8,10 @@ condition then gets the same --steps further optimiser steps:
   random      MAML with random tasks over mean labels (paper eq. 5)                         (Table 4: ‡)
   no-maml     per-listener labels without MAML (optional: --with-no-maml)                   (Table 4: †)
 Every model then meets the same one-shot adaptation at test time. The script scores each on the test split's
-held-out listeners (pdmer eval --task pdmer: adapt on one song per listener, score on that listener's other
-songs) and writes a Markdown report with every seed's numbers.
+held-out listeners with pdmer eval --task pdmer under both protocols: "song" (adapt on one song per listener,
+score on that listener's other songs) and "frames" (the authors' Table 2-4 protocol: adapt on the first 60 labels
+of each of the listener's curves, score on the rest of that curve), and writes a Markdown report with every
+seed's numbers.
 
     pdmer synth /tmp/synth --seed 0
     python benchmarks/table4_synth.py --data /tmp/synth --runs /tmp/table4 --report reports/table4-synth.md
@@ -57,6 +59,7 @@ checkpoint_every = 25
 """
 
 WINDOW = 60
+PROTOCOLS = {"song": "", "frames": "-frames"}  # pdmer eval --support, and the suffix of its report's file name
 
 CONDITIONS = {
     "ours": ["--mode", "pdmer", "--tasks", "listener"],
@@ -142,7 +145,8 @@ def main() -> None:
     base.write_text(BASE.format(inner_steps=args.inner_steps, inner_lr=args.inner_lr, inner_params=args.inner_params))
     names = [n for n in CONDITIONS if n != "no-maml" or args.with_no_maml]
 
-    rows, seconds, losses = {n: [] for n in names}, {n: [] for n in names}, {n: [] for n in names}
+    rows = {protocol: {n: [] for n in names} for protocol in PROTOCOLS}
+    seconds, losses = {n: [] for n in names}, {n: [] for n in names}
     for seed in args.seeds:
         if args.start:
             start = args.start
@@ -154,15 +158,18 @@ def main() -> None:
             models[name], took = train(name, seed, args, base, args.steps, [*CONDITIONS[name], "--init", str(start)])
             seconds[name].append(took)
             print(f"seed {seed} {name}: trained ({took:.0f} s)", flush=True)
-        report_path = args.runs / f"eval-seed{seed}.json"
         newest_model = max(m.stat().st_mtime for m in models.values())
-        if not report_path.is_file() or report_path.stat().st_mtime < newest_model:
-            pdmer("eval", *map(str, models.values()), "--data", str(args.data), "--split", "test", "--task", "pdmer",
-                  "--cache", str(args.cache), "--json", str(report_path))
-        for name, report in zip(names, json.loads(report_path.read_text())):
-            rows[name].append(listener_mean(report))
+        for protocol, suffix in PROTOCOLS.items():
+            report_path = args.runs / f"eval{suffix}-seed{seed}.json"
+            if not report_path.is_file() or report_path.stat().st_mtime < newest_model:
+                pdmer("eval", *map(str, models.values()), "--data", str(args.data), "--split", "test", "--task",
+                      "pdmer", "--support", protocol, "--cache", str(args.cache), "--json", str(report_path))
+            for name, report in zip(names, json.loads(report_path.read_text())):
+                rows[protocol][name].append(listener_mean(report))
+                print(f"seed {seed} {name} ({protocol}): {rows[protocol][name][-1]}", flush=True)
+        for name in names:
             losses[name].append(adaptation_losses(models[name], args))
-            print(f"seed {seed} {name}: {rows[name][-1]} loss before/after adaptation {losses[name][-1]}", flush=True)
+            print(f"seed {seed} {name}: loss on other songs before/after adaptation {losses[name][-1]}", flush=True)
 
     lines = ["# Table 4 on the synthetic benchmark: personalization after one-shot adaptation", "",
              f"Data: `{args.data.name}` (pdmer synth), test split = held-out listeners on held-out songs. "
@@ -170,29 +177,36 @@ def main() -> None:
              + (f"started from `{args.start}` (one start for every seed), then " if args.start else
                 f"{args.pre_steps} steps on mean labels (one shared start per seed), then ")
              + f"{args.steps} steps of its own training; seeds {args.seeds}; adaptation at test time: "
-             f"{args.inner_steps} steps of SGD lr {args.inner_lr} ({args.inner_params}), on one song per listener "
-             "(pdmer eval --task pdmer --seed 0). Scores: each test listener's mean CCC over their other songs, "
-             "averaged over listeners.", "",
+             f"{args.inner_steps} steps of SGD lr {args.inner_lr} ({args.inner_params}), the inner loop's "
+             "(pdmer eval --task pdmer --seed 0). Scores: each test listener's mean CCC over their query curves, "
+             "averaged over listeners, under the two protocols below.", "",
              f"Command: `python benchmarks/table4_synth.py --data {args.data} --cache CACHE --runs RUNS --report "
              f"{args.report} " + (f"--start {args.start}" if args.start else f"--pre-steps {args.pre_steps}")
              + f" --steps {args.steps} --inner-steps {args.inner_steps} --inner-lr {args.inner_lr} --inner-params {args.inner_params}"
-             f"{' --with-no-maml' if args.with_no_maml else ''}`", "",
-             "| Training | valence CCC | arousal CCC | " + " | ".join(f"seed {s} (V / A)" for s in args.seeds)
-             + " | loss before → after adaptation | train s/run |",
-             "|---|---|---|" + "---|" * len(args.seeds) + "---|---|"]
-    for name in names:
-        valence = np.mean([r["valence"] for r in rows[name]])
-        arousal = np.mean([r["arousal"] for r in rows[name]])
-        per_seed = " | ".join(f"{r['valence']:.3f} / {r['arousal']:.3f}" for r in rows[name])
-        before, after = np.mean([b for b, _ in losses[name]]), np.mean([a for _, a in losses[name]])
-        took = np.nanmean(seconds[name]) if not np.all(np.isnan(seconds[name])) else float("nan")
-        lines.append(f"| {LABELS[name]} | **{valence:.3f}** | **{arousal:.3f}** | {per_seed} | "
-                     f"{before:.3f} → {after:.3f} | {took:.0f} |")
-    ours = rows["ours"]
-    wins = {name: sum(o["valence"] > r["valence"] and o["arousal"] > r["arousal"] for o, r in zip(ours, rows[name]))
-            for name in names if name != "ours"}
-    lines += ["", "Seeds where per-listener MAML beats the other training on both valence and arousal: "
-              + ", ".join(f"{LABELS[n]}: {w}/{len(ours)}" for n, w in wins.items()) + "."]
+             f"{' --with-no-maml' if args.with_no_maml else ''}`"]
+    for protocol in PROTOCOLS:
+        lines += ["", f"Protocol `{protocol}`: " + (
+            "adapt on one song per listener, score on their other songs." if protocol == "song" else
+            "adapt on the first 60 labels of each curve, score on the rest of it (the authors' protocol)."), "",
+            "| Training | valence CCC | arousal CCC | " + " | ".join(f"seed {s} (V / A)" for s in args.seeds)
+            + (" | loss on other songs before → after adaptation | train s/run |" if protocol == "song" else " |"),
+            "|---|---|---|" + "---|" * len(args.seeds) + ("---|---|" if protocol == "song" else "")]
+        table = rows[protocol]
+        for name in names:
+            valence = np.mean([r["valence"] for r in table[name]])
+            arousal = np.mean([r["arousal"] for r in table[name]])
+            per_seed = " | ".join(f"{r['valence']:.3f} / {r['arousal']:.3f}" for r in table[name])
+            line = f"| {LABELS[name]} | **{valence:.3f}** | **{arousal:.3f}** | {per_seed} |"
+            if protocol == "song":
+                before, after = np.mean([b for b, _ in losses[name]]), np.mean([a for _, a in losses[name]])
+                took = np.nanmean(seconds[name]) if not np.all(np.isnan(seconds[name])) else float("nan")
+                line += f" {before:.3f} → {after:.3f} | {took:.0f} |"
+            lines.append(line)
+        ours = table["ours"]
+        wins = {name: sum(o["valence"] > r["valence"] and o["arousal"] > r["arousal"] for o, r in zip(ours, table[name]))
+                for name in names if name != "ours"}
+        lines += ["", "Seeds where per-listener MAML beats the other training on both valence and arousal: "
+                  + ", ".join(f"{LABELS[n]}: {w}/{len(ours)}" for n, w in wins.items()) + "."]
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -98,6 +98,21 @@ def test_bias_only_adaptation_shifts_the_output_by_an_offset():
     assert shift[0, 0] > 0.02 and shift[0, 1] < -0.02  # towards the listener's offset
 
 
+@pytest.mark.parametrize("params", ["output", "bias"])
+def test_last_layer_adaptation_runs_the_rest_once_and_takes_the_same_steps(params):
+    # The fast path (everything before the last layer computed once) against the general one, which runs the
+    # whole model at every step: in eval mode both must take the same steps.
+    model = tiny_model()
+    mel, global_feat = torch.randn(30, 51, 128), torch.randn(30, 8)
+    target = torch.stack([torch.linspace(0.0, 0.6, 30), torch.linspace(0.5, 0.1, 30)], dim=1)
+    config = AdaptConfig(steps=6, lr=0.1, params=params, train_mode=False)
+    fast, fast_losses = adapt(model, [(mel, global_feat, target)], config)
+    slow, slow_losses = adapt(model, [(mel, global_feat, target)], config, create_graph=True)  # general path
+    assert np.allclose(fast_losses, slow_losses, atol=1e-6) and fast_losses[-1] < fast_losses[0]
+    for name in ("predictor.out.weight", "predictor.out.bias"):
+        assert torch.allclose(fast[name], slow[name].detach(), atol=1e-6), name
+
+
 def test_adaptation_windows_long_support():
     model = tiny_model()
     mel, global_feat, va = torch.randn(70, 51, 128), torch.randn(70, 8), torch.rand(70, 2) - 0.5
