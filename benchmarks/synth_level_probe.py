@@ -4,10 +4,14 @@ benchmark, to read the personalization results against.
 One-shot adaptation on one song can correct a listener's offset (on the synthetic benchmark: N(0, 0.12) per
 dimension). It also copies the model's error on that song's level onto every other song. So it can only help
 where the model's error on song levels is below the listener offsets. This probe fits ridge regressions from
-each train song's mean global vector (musicnn, the default encoder) to its mean label, then prints the RMSE on
-the test songs for several penalties, beside the constant (training mean) predictor.
+each train song's mean global vector (the vectors a model is given: trailing 30 s windows) to its mean label,
+then prints the RMSE on the test songs for several penalties, beside the constant (training mean) predictor.
 
-    python benchmarks/synth_level_probe.py --data /tmp/synth --cache CACHE
+    python benchmarks/synth_level_probe.py --data /tmp/synth --cache CACHE [--encoder descriptors] [--model CKPT]
+
+With --model, the same is measured for a trained model, on the test split's listener curves (what a profile is
+scored on): the RMS of its error on each curve's level (mean), and how it follows the curve within the song (PCC,
+and the standard deviation of its prediction beside the curve's).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--cache", type=Path, help="feature cache folder (default: the user cache)")
+    parser.add_argument("--encoder", default="musicnn", choices=("musicnn", "descriptors"))
+    parser.add_argument("--model", type=Path, help="also measure this checkpoint's errors on the test curves")
     args = parser.parse_args()
 
     from pdmer.data.features import FeatureCache
@@ -38,18 +44,40 @@ def main() -> None:
     from pdmer.model.encoders import load_global_encoder
 
     dataset = load_dataset(args.data)
-    cache = FeatureCache(load_global_encoder("musicnn"), root=args.cache)
+    cache = FeatureCache(load_global_encoder(args.encoder), root=args.cache)
     x_train, y_train = table(dataset, cache, "train")
     x_test, y_test = table(dataset, cache, "test")
     mean, scale = x_train.mean(0), x_train.std(0) + 1e-6
     a, b = (x_train - mean) / scale, (x_test - mean) / scale
     constant = np.sqrt(((y_train.mean(0) - y_test) ** 2).mean(0))
-    print(f"{args.data.name}: {len(x_train)} train songs, {len(x_test)} test songs; song-level RMSE (valence, arousal)")
+    print(f"{args.data.name}, {args.encoder}: {len(x_train)} train songs, {len(x_test)} test songs; song-level RMSE "
+          "(valence, arousal)")
     print(f"  training mean        {constant[0]:.3f}  {constant[1]:.3f}")
     for penalty in (1.0, 10.0, 100.0, 1000.0):
         weights = np.linalg.solve(a.T @ a + penalty * np.eye(a.shape[1]), a.T @ (y_train - y_train.mean(0)))
         rmse = np.sqrt(((b @ weights + y_train.mean(0) - y_test) ** 2).mean(0))
         print(f"  ridge, penalty {penalty:<6g}{rmse[0]:.3f}  {rmse[1]:.3f}")
+    if args.model:
+        model_errors(args.model, dataset, args.cache)
+
+
+def model_errors(path: Path, dataset, cache_dir) -> None:
+    from pdmer.evaluate.run import model_predictor
+
+    split = dataset.split("test")
+    predictor = model_predictor(path, split, cache_dir=cache_dir)
+    rows = []  # per curve and dimension: level error, PCC, prediction SD, curve SD
+    for curve in split.curves:
+        predicted = predictor.predict(curve)
+        target = curve.va[: len(predicted)]
+        rows.append([[predicted[:, d].mean() - target[:, d].mean(), np.corrcoef(predicted[:, d], target[:, d])[0, 1],
+                      predicted[:, d].std(), target[:, d].std()] for d in range(2)])
+    rows = np.array(rows)
+    print(f"{path} on {len(rows)} test curves (valence, arousal)")
+    print(f"  level error RMS      {np.sqrt((rows[:, 0, 0] ** 2).mean()):.3f}  {np.sqrt((rows[:, 1, 0] ** 2).mean()):.3f}")
+    print(f"  within-song PCC      {np.nanmean(rows[:, 0, 1]):.3f}  {np.nanmean(rows[:, 1, 1]):.3f}")
+    print(f"  prediction SD        {rows[:, 0, 2].mean():.3f}  {rows[:, 1, 2].mean():.3f}")
+    print(f"  curve SD             {rows[:, 0, 3].mean():.3f}  {rows[:, 1, 3].mean():.3f}")
 
 
 if __name__ == "__main__":

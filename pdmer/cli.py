@@ -14,7 +14,7 @@ from pdmer.errors import PdmerError
 
 # Listed here, not imported, to keep torch out of `pdmer --help`; tests check they match the real lists.
 PRESET_NAMES = ("paper", "small", "authors")  # pdmer.model.config.PRESETS
-ENCODER_NAMES = ("musicnn", "imagebind")  # pdmer.model.encoders.ENCODER_NAMES
+ENCODER_NAMES = ("musicnn", "imagebind", "descriptors")  # pdmer.model.encoders.ENCODER_NAMES
 MUSICNN_FEATURES = ("penultimate", "mean_pool", "max_pool", "taggram")  # pdmer.model.encoders.FEATURE_DIMS
 
 

@@ -114,6 +114,9 @@ def test_cli_choices_match_the_config():
     assert tuple(flags["tasks"].choices) == train_config.TASK_KINDS
     assert tuple(flags["optimizer"].choices) == train_config.OPTIMIZERS
     assert tuple(flags["device"].choices) == train_config.DEVICES
+    from pdmer.model.encoders import ENCODER_NAMES
+
+    assert tuple(flags["encoder"].choices) == ENCODER_NAMES
     assert set(train_command.OFF_SWITCHES.values()) <= set(TrainConfig.__dataclass_fields__)
     from pdmer.model.registry import ARCHITECTURES
 

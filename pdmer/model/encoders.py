@@ -3,7 +3,9 @@
 ``encoder.embed(waveform, sample_rate, window=(start_s, end_s))`` -> [encoder.dim] for that window of audio.
 - ``musicnn`` (the embedded default, offline, ISC weights in the package): mean of per-patch features of
   MSD_musicnn over the window;
-- ``imagebind`` (the paper's; user-supplied CC BY-NC-SA 4.0 checkpoint): ImageBind's 3 clips over the window.
+- ``imagebind`` (the paper's; user-supplied CC BY-NC-SA 4.0 checkpoint): ImageBind's 3 clips over the window;
+- ``descriptors`` (no weights, ~10 ms per window on CPU): classic music-emotion descriptors of the window
+  (loudness, timbre, register, mode, roughness, tempo: ``pdmer.model.descriptors``).
 A DSAML config's ``global_dim`` must equal the encoder's ``dim``: :func:`model_config_for` builds one that does.
 """
 
@@ -20,11 +22,11 @@ from safetensors.torch import load_file
 
 from pdmer.errors import InputError
 from pdmer.fileio import file_sha256
-from pdmer.model import musicnn
+from pdmer.model import descriptors, musicnn
 from pdmer.model.config import ModelConfig
 from pdmer.model.preprocess import to_mono_tensor
 
-ENCODER_NAMES = ("musicnn", "imagebind")
+ENCODER_NAMES = ("musicnn", "imagebind", "descriptors")
 
 
 class GlobalEncoder(Protocol):
@@ -165,10 +167,42 @@ class ImageBindEncoder:
                 "mtime_ns": stat.st_mtime_ns}
 
 
+class DescriptorsEncoder:
+    name = "descriptors"
+    sample_rate = descriptors.SAMPLE_RATE
+    dim = descriptors.DIM
+
+    def __init__(self, *, device: str | torch.device = "cpu"):
+        self.describe = descriptors.Descriptors()  # small STFTs: the CPU is the right place whatever the device
+
+    @torch.no_grad()
+    def embed(self, waveform, sample_rate: int, *, window: tuple[float, float] | None = None) -> torch.Tensor:
+        wave = cut_window(waveform, sample_rate, window)
+        if sample_rate != self.sample_rate:
+            import torchaudio.functional as AF
+
+            wave = AF.resample(wave, sample_rate, self.sample_rate)
+        return self.describe(wave)
+
+    @property
+    def spec(self) -> dict:
+        return {"name": self.name, "options": {}}
+
+    @property
+    def fingerprint(self) -> dict:
+        # No weights: the descriptor list and the module's version of them are what the outputs depend on.
+        return {**self.spec, "descriptors": list(descriptors.DESCRIPTOR_NAMES), "version": descriptors.VERSION}
+
+
 def load_global_encoder(
     name: str, *, imagebind_checkpoint=None, device: str | torch.device = "cpu", **options
 ) -> GlobalEncoder:
-    """``"musicnn"`` (options: MusicnnEncoderConfig fields) or ``"imagebind"`` (needs ``imagebind_checkpoint``)."""
+    """``"musicnn"`` (options: MusicnnEncoderConfig fields), ``"imagebind"`` (needs ``imagebind_checkpoint``) or
+    ``"descriptors"`` (no options)."""
+    if name == "descriptors":
+        if options:
+            raise InputError(f"the descriptors encoder takes no options, got {sorted(options)}")
+        return DescriptorsEncoder(device=device)
     if name == "musicnn":
         return MusicnnEncoder(MusicnnEncoderConfig(**options), device=device)
     if name == "imagebind":
@@ -179,6 +213,6 @@ def load_global_encoder(
 
 
 def model_config_for(encoder: GlobalEncoder, preset: str | None = None, **overrides) -> ModelConfig:
-    """A DSAML config whose ``global_dim`` follows ``encoder``; preset defaults: "small" (musicnn), "paper"."""
-    preset = preset or ("small" if encoder.name == "musicnn" else "paper")
+    """A DSAML config whose ``global_dim`` follows ``encoder``; preset defaults: "paper" for ImageBind, else "small"."""
+    preset = preset or ("paper" if encoder.name == "imagebind" else "small")
     return dataclasses.replace(ModelConfig.preset(preset, **overrides), global_dim=encoder.dim)

@@ -17,7 +17,7 @@ FLAG_SETTINGS = {
     "format": click.Choice(["deam", "pmemo", "plain"]),
     "train_split": str,
     "val_split": str,
-    "encoder": click.Choice(["musicnn", "imagebind"]),
+    "encoder": click.Choice(["musicnn", "imagebind", "descriptors"]),
     "imagebind": click.Path(dir_okay=False),
     "cache": click.Path(file_okay=False),
     "seed": int,
