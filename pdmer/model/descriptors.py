@@ -3,7 +3,7 @@
 Before learned embeddings, music emotion recognition regressed valence and arousal on a handful of perceptual
 descriptors (Eerola, Lartillot & Toiviainen, ISMIR 2009, with MIRtoolbox; the DEAM baselines on openSMILE sets):
 loudness, brightness, register, roughness, mode and key clarity, tempo and pulse clarity. This module computes such
-a set with torch's STFT, in about 10 ms per 30 s window on one CPU core, and is the global encoder ``descriptors``
+a set with torch's STFT, in under 0.1 s per 30 s window on one CPU core, and is the global encoder ``descriptors``
 (``pdmer.model.encoders``). Every value is on a scale of about -1..1 or 0..1, so a model's linear layer can take it
 as it is; ``DESCRIPTOR_NAMES`` lists them in vector order:
 

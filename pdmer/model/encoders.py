@@ -4,7 +4,7 @@
 - ``musicnn`` (the embedded default, offline, ISC weights in the package): mean of per-patch features of
   MSD_musicnn over the window;
 - ``imagebind`` (the paper's; user-supplied CC BY-NC-SA 4.0 checkpoint): ImageBind's 3 clips over the window;
-- ``descriptors`` (no weights, ~10 ms per window on CPU): classic music-emotion descriptors of the window
+- ``descriptors`` (no weights, under 0.1 s per 30 s window on CPU): classic music-emotion descriptors of the window
   (loudness, timbre, register, mode, roughness, tempo: ``pdmer.model.descriptors``).
 A DSAML config's ``global_dim`` must equal the encoder's ``dim``: :func:`model_config_for` builds one that does.
 """
