@@ -18,10 +18,6 @@ as it is; ``DESCRIPTOR_NAMES`` lists them in vector order:
 - rhythm: the autocorrelation of an onset-strength envelope, its largest value in 10 tempo bands from 40 to 240 BPM
   (a coarse tempogram), the BPM of the strongest lag (log2 of BPM / 120) and that autocorrelation (pulse clarity),
   and onsets per second / 10.
-
-Measured on the synthetic benchmark (``benchmarks/synth_level_probe.py``), a linear probe from them predicts a
-song's overall arousal far better than one from musicnn's features; its valence, which hangs on mode and on
-remembering the home key, much less well.
 """
 
 from __future__ import annotations
