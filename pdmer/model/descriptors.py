@@ -67,9 +67,13 @@ def triad_templates() -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.float32)
 
 
-def pitch_class_matrix(n_fft: int, rate: int) -> torch.Tensor:
+def bin_frequencies() -> torch.Tensor:
+    """[N_FFT // 2 + 1] centre frequency of each STFT bin, Hz."""
+    return torch.arange(N_FFT // 2 + 1, dtype=torch.float32) * SAMPLE_RATE / N_FFT
+
+
+def pitch_class_matrix(freqs: torch.Tensor) -> torch.Tensor:
     """[bins, 12]: 1 where an STFT bin's centre frequency is nearest that pitch class (inside CHROMA_RANGE_HZ)."""
-    freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float32) * rate / n_fft
     matrix = torch.zeros(len(freqs), 12, dtype=torch.float32)
     inside = (freqs >= CHROMA_RANGE_HZ[0]) & (freqs <= CHROMA_RANGE_HZ[1])
     classes = (torch.round(12 * torch.log2(freqs[inside] / 440.0)) + 69).long() % 12
@@ -77,9 +81,8 @@ def pitch_class_matrix(n_fft: int, rate: int) -> torch.Tensor:
     return matrix
 
 
-def octave_matrix(n_fft: int, rate: int) -> torch.Tensor:
+def octave_matrix(freqs: torch.Tensor) -> torch.Tensor:
     """[bins, 8]: 1 where an STFT bin lies in that octave band."""
-    freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float32) * rate / n_fft
     edges = torch.tensor(OCTAVE_EDGES_HZ, dtype=torch.float32)
     return ((freqs[:, None] >= edges[None, :-1]) & (freqs[:, None] < edges[None, 1:])).float()
 
@@ -89,11 +92,11 @@ class Descriptors:
 
     def __init__(self):
         self.window = torch.hann_window(N_FFT, dtype=torch.float32)
-        self.chroma = pitch_class_matrix(N_FFT, SAMPLE_RATE)
-        self.octaves = octave_matrix(N_FFT, SAMPLE_RATE)
+        self.freqs = bin_frequencies()
+        self.chroma = pitch_class_matrix(self.freqs)
+        self.octaves = octave_matrix(self.freqs)
         self.major, self.minor = key_profiles()
         self.triads = triad_templates()
-        self.freqs = torch.arange(N_FFT // 2 + 1, dtype=torch.float32) * SAMPLE_RATE / N_FFT
 
     def __call__(self, wave: torch.Tensor) -> torch.Tensor:
         wave = wave.float()
@@ -187,5 +190,3 @@ class Descriptors:
         peaks = (flux[1:-1] > flux[:-2]) & (flux[1:-1] >= flux[2:]) & (flux[1:-1] > flux.std(unbiased=False))
         onset_rate = float(peaks.sum()) / (len(flux) / frame_rate) / 10.0 if len(flux) > 2 else 0.0
         return [*bands, tempo_log2, clarity, onset_rate]
-
-

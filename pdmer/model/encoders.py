@@ -24,7 +24,7 @@ from pdmer.errors import InputError
 from pdmer.fileio import file_sha256
 from pdmer.model import descriptors, musicnn
 from pdmer.model.config import ModelConfig
-from pdmer.model.preprocess import to_mono_tensor
+from pdmer.model.preprocess import Resampler, to_mono_tensor
 
 ENCODER_NAMES = ("musicnn", "imagebind", "descriptors")
 
@@ -174,15 +174,11 @@ class DescriptorsEncoder:
 
     def __init__(self, *, device: str | torch.device = "cpu"):
         self.describe = descriptors.Descriptors()  # small STFTs: the CPU is the right place whatever the device
+        self.resample = Resampler(self.sample_rate)
 
     @torch.no_grad()
     def embed(self, waveform, sample_rate: int, *, window: tuple[float, float] | None = None) -> torch.Tensor:
-        wave = cut_window(waveform, sample_rate, window)
-        if sample_rate != self.sample_rate:
-            import torchaudio.functional as AF
-
-            wave = AF.resample(wave, sample_rate, self.sample_rate)
-        return self.describe(wave)
+        return self.describe(self.resample(cut_window(waveform, sample_rate, window), sample_rate))
 
     @property
     def spec(self) -> dict:

@@ -19,7 +19,7 @@ import torchaudio
 from torch import nn
 
 from pdmer.errors import InputError
-from pdmer.model.preprocess import to_mono_tensor
+from pdmer.model.preprocess import Resampler
 
 # musicnn/configuration.py and extractor.py
 SAMPLE_RATE = 16000
@@ -152,16 +152,11 @@ class MusicnnLogMel(nn.Module):
             norm="slaney",
             mel_scale="slaney",
         )
-        self._resamplers: dict[int, torchaudio.transforms.Resample] = {}  # by input rate: each kernel built once
+        self.resample = Resampler(SAMPLE_RATE)
 
     def to_model_rate(self, waveform, sample_rate: int) -> torch.Tensor:
         """Mono float32 samples at 16 kHz."""
-        wave = to_mono_tensor(waveform)
-        if sample_rate == SAMPLE_RATE:
-            return wave
-        if sample_rate not in self._resamplers:
-            self._resamplers[sample_rate] = torchaudio.transforms.Resample(sample_rate, SAMPLE_RATE).to(wave.device)
-        return self._resamplers[sample_rate](wave)
+        return self.resample(waveform, sample_rate)
 
     def forward(self, waveform, sample_rate: int) -> torch.Tensor:
         wave = self.to_model_rate(waveform, sample_rate)

@@ -52,6 +52,23 @@ def to_mono_tensor(waveform) -> torch.Tensor:
     return waveform
 
 
+class Resampler:
+    """``Resampler(rate)(waveform, sample_rate)`` -> mono float32 samples at ``rate``; each input rate's kernel is
+    built once, since encoders resample every window they embed."""
+
+    def __init__(self, rate: int):
+        self.rate = rate
+        self.kernels: dict[int, torchaudio.transforms.Resample] = {}
+
+    def __call__(self, waveform, sample_rate: int) -> torch.Tensor:
+        wave = to_mono_tensor(waveform)
+        if sample_rate == self.rate:
+            return wave
+        if sample_rate not in self.kernels:
+            self.kernels[sample_rate] = torchaudio.transforms.Resample(sample_rate, self.rate).to(wave.device)
+        return self.kernels[sample_rate](wave)
+
+
 class LogMelSlicer(torch.nn.Module):
     """Cuts a waveform into consecutive 0.5 s slices and returns their log-mels, [T, 51, 128]."""
 
