@@ -36,21 +36,25 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--cache", type=Path, help="feature cache folder (default: the user cache)")
     parser.add_argument("--encoder", default="musicnn", choices=("musicnn", "descriptors"))
+    parser.add_argument("--placement", default="trailing", choices=("trailing", "centred"),
+                        help="global windows: trailing (causal, the stream's) or centred (the authors' test path)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="global window length (default: the authors' 30)")
     parser.add_argument("--model", type=Path, help="also measure this checkpoint's errors on the test curves")
     args = parser.parse_args()
 
-    from pdmer.data.features import FeatureCache
+    from pdmer.data.features import FeatureCache, GlobalWindows
     from pdmer.data.load import load_dataset
     from pdmer.model.encoders import load_global_encoder
 
     dataset = load_dataset(args.data)
-    cache = FeatureCache(load_global_encoder(args.encoder), root=args.cache)
+    cache = FeatureCache(load_global_encoder(args.encoder), root=args.cache,
+                         windows=GlobalWindows(placement=args.placement, seconds=args.seconds))
     x_train, y_train = table(dataset, cache, "train")
     x_test, y_test = table(dataset, cache, "test")
     mean, scale = x_train.mean(0), x_train.std(0) + 1e-6
     a, b = (x_train - mean) / scale, (x_test - mean) / scale
     constant = np.sqrt(((y_train.mean(0) - y_test) ** 2).mean(0))
-    print(f"{args.data.name}, {args.encoder}: {len(x_train)} train songs, {len(x_test)} test songs; song-level RMSE "
+    print(f"{args.data.name}, {args.encoder}, {args.placement} {args.seconds:g} s windows: {len(x_train)} train songs, {len(x_test)} test songs; song-level RMSE "
           "(valence, arousal)")
     print(f"  training mean        {constant[0]:.3f}  {constant[1]:.3f}")
     for penalty in (1.0, 10.0, 100.0, 1000.0):

@@ -43,6 +43,8 @@ device = "cpu"
 train_split = "train"
 val_split = ""
 window = 60
+encoder = "{encoder}"
+global_placement = "{placement}"
 [optim]
 lr = 0.001
 batch_size = 8
@@ -136,13 +138,18 @@ def main() -> None:
     parser.add_argument("--inner-lr", type=float, default=0.05)
     parser.add_argument("--inner-params", default="head", choices=PARAMS,
                         help="what the inner loop and the test-time adaptation change")
+    parser.add_argument("--encoder", default="musicnn", choices=("musicnn", "descriptors"),
+                        help="global encoder: the --start model's, if given")
+    parser.add_argument("--global-placement", default="trailing", choices=("trailing", "centred"),
+                        help="global windows: the --start model's, if given")
     parser.add_argument("--with-no-maml", action="store_true")
     parser.add_argument("--start", type=Path, help="a trained model to start every seed's conditions from, instead "
                         "of --pre-steps on mean labels per seed (e.g. a longer run than fits per seed)")
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
     base = args.runs / "base.toml"
-    base.write_text(BASE.format(inner_steps=args.inner_steps, inner_lr=args.inner_lr, inner_params=args.inner_params))
+    base.write_text(BASE.format(inner_steps=args.inner_steps, inner_lr=args.inner_lr, inner_params=args.inner_params,
+                                encoder=args.encoder, placement=args.global_placement))
     names = [n for n in CONDITIONS if n != "no-maml" or args.with_no_maml]
 
     rows = {protocol: {n: [] for n in names} for protocol in PROTOCOLS}
@@ -183,6 +190,7 @@ def main() -> None:
              f"Command: `python benchmarks/table4_synth.py --data {args.data} --cache CACHE --runs RUNS --report "
              f"{args.report} " + (f"--start {args.start}" if args.start else f"--pre-steps {args.pre_steps}")
              + f" --steps {args.steps} --inner-steps {args.inner_steps} --inner-lr {args.inner_lr} --inner-params {args.inner_params}"
+             f" --encoder {args.encoder} --global-placement {args.global_placement}"
              f"{' --with-no-maml' if args.with_no_maml else ''}`"]
     for protocol in PROTOCOLS:
         lines += ["", f"Protocol `{protocol}`: " + (

@@ -74,6 +74,30 @@ def test_major_and_minor_progressions():
     assert value(clashing, "tritone_clash") > value(consonant, "tritone_clash")
 
 
+C, F, G, A_MINOR = [60, 64, 67], [65, 69, 72], [67, 71, 74], [57, 60, 64]
+D_MINOR, E_MINOR, E, A, B = [62, 65, 69], [64, 67, 71], [64, 68, 71], [69, 73, 76], [71, 75, 78]
+
+
+def test_chord_degrees_tell_a_major_key_from_its_relative_minor():
+    """C major and A minor use the same seven pitch classes; only a major key has its I, only the minor its iv and v
+    (the set's ii and iii)."""
+    major = describe(chords([C, F, G, A_MINOR, C, F, G, C]))
+    minor = describe(chords([A_MINOR, D_MINOR, E_MINOR, F, G, A_MINOR, D_MINOR, A_MINOR]))
+    assert value(major, "degree_I") > 0.3 and value(major, "degree_ii") + value(major, "degree_iii") == 0
+    assert value(minor, "degree_I") == 0 and value(minor, "degree_ii") + value(minor, "degree_iii") > 0.3
+    assert value(minor, "degree_vi") > value(major, "degree_vi")  # the minor key's tonic chord
+    shares = [value(major, f"degree_{name}") for name in ("I", "ii", "iii", "IV", "V", "vi")]
+    assert sum(shares) == pytest.approx(1.0, abs=0.01)  # every half second holds one of the diatonic triads
+
+
+def test_key_stability_sees_a_modulation():
+    home = describe(chords([C, F, G, C] * 3))
+    modulating = describe(chords([C, F, G, C, F, G, E, A, B, E, A, B]))  # C major, then E major
+    assert value(home, "key_same") == 1.0 and value(modulating, "key_same") == pytest.approx(0.5)
+    parallel = describe(chords([C, F, G, C, F, G, [60, 63, 67], [65, 68, 72], [67, 70, 74], [60, 63, 67]] * 1))
+    assert value(parallel, "key_parallel") > 0  # C minor after C major: the same tonic, the other mode
+
+
 def test_onset_rate_follows_the_tempo():
     slow, fast = describe(clicks(90, 8)), describe(clicks(150, 8))
     assert value(slow, "onset_rate") * 10 == pytest.approx(1.5, rel=0.15)

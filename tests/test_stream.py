@@ -226,6 +226,17 @@ def test_global_refresh_period_is_configurable(setup, every, calls):
     assert len(frames) == 24 and counting.calls == calls  # 24 steps: anchors every 5 (the model's) or 2 steps
 
 
+def test_a_model_trained_on_centred_windows_streams_trailing_ones_with_a_warning(setup):
+    import dataclasses
+
+    centred = dataclasses.replace(setup["deployed"].windows, placement="centred")
+    deployed = dataclasses.replace(setup["deployed"], windows=centred)
+    with pytest.warns(UserWarning, match="centred global windows.*trailing windows of the same length"):
+        frames = run_engine(deployed, song(6.0), 4410)
+    trailing = run_engine(setup["deployed"], song(6.0), 4410)
+    assert [(f.valence, f.arousal) for f in frames] == [(f.valence, f.arousal) for f in trailing]
+
+
 def test_a_looped_file_starts_again_at_its_end(setup):
     from itertools import islice
 

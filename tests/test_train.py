@@ -107,6 +107,15 @@ def test_bad_config_files_name_the_problem(tmp_path, text, message):
         TrainConfig.from_toml(path)
 
 
+def test_committed_recipes_are_valid_configs():
+    from pathlib import Path
+
+    recipes = sorted((Path(__file__).parents[1] / "recipes").glob("**/*.toml"))
+    assert len(recipes) >= 4
+    for path in recipes:
+        TrainConfig.from_toml(path)  # raises on an unknown key or a bad value
+
+
 def test_cli_choices_match_the_config():
     flags = train_command.FLAG_SETTINGS
     assert tuple(flags["mode"].choices) == train_config.MODES
@@ -114,6 +123,9 @@ def test_cli_choices_match_the_config():
     assert tuple(flags["tasks"].choices) == train_config.TASK_KINDS
     assert tuple(flags["optimizer"].choices) == train_config.OPTIMIZERS
     assert tuple(flags["device"].choices) == train_config.DEVICES
+    from pdmer.data.features import PLACEMENTS
+
+    assert tuple(flags["global_placement"].choices) == train_config.PLACEMENTS == PLACEMENTS
     from pdmer.model.encoders import ENCODER_NAMES
 
     assert tuple(flags["encoder"].choices) == ENCODER_NAMES
@@ -285,6 +297,8 @@ def test_train_then_eval_from_the_command_line(dataset, cache, tmp_path, model, 
     out = tmp_path / f"{model}-{mode}"
     args = ["train", "--data", str(dataset), "--cache", str(cache), "--out", str(out), "--model", model,
             "--mode", mode, "--steps", "2", "--val-split", "val", "--inner-steps", "1", "--device", "cpu"]
+    placement = "centred" if mode == "dmer" else "trailing"  # offline global windows are a training setting
+    args += ["--global-placement", placement]
     path = tmp_path / "c.toml"
     path.write_text("[data]\nwindow = 12\n[meta]\ntasks_per_step = 2\nquery = 2\n[optim]\nbatch_size = 4\n")
     with warnings.catch_warnings():
@@ -293,6 +307,7 @@ def test_train_then_eval_from_the_command_line(dataset, cache, tmp_path, model, 
     assert result.exit_code == 0, result.output
     metadata = read_metadata(out / MODEL)
     assert metadata["architecture"] == model and json.loads(metadata["adaptation"])["steps"] == 1
+    assert json.loads(metadata["global_windows"])["placement"] == placement  # what predict and eval will use
     assert (out / "best.safetensors").is_file()
     assert "val_score" in (out / "log.jsonl").read_text().splitlines()[-1]
     result = CliRunner().invoke(main, ["eval", str(out / MODEL), "--data", str(dataset), "--split", "val",

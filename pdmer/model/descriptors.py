@@ -15,6 +15,11 @@ as it is; ``DESCRIPTOR_NAMES`` lists them in vector order:
   estimates the mode, the larger is key clarity); the share of half seconds whose best-fitting triad is major (as
   -1..1); key return, how alike each stretch's pitch classes are to the first stretch's; the chroma's entropy; and
   how much energy sits a semitone and a tritone apart within a frame (a roughness proxy);
+- tonality relative to the key: per 3 s stretch, the diatonic set (the pitch classes of one major scale) that fits
+  its chroma best. A major key and its relative minor share that set, and tell themselves apart by which chords they
+  use: the share of half seconds whose triad is the set's I, ii, iii, IV, V or vi (a major key's I never occurs in
+  its relative minor, whose iv and v are the set's ii and iii). How much of the window stays in the opening
+  stretch's set, and how much moves to a set three fifths away (the same tonic in the other mode);
 - rhythm: the autocorrelation of an onset-strength envelope, its largest value in 10 tempo bands from 40 to 240 BPM
   (a coarse tempogram), the BPM of the strongest lag (log2 of BPM / 120) and that autocorrelation (pulse clarity),
   and onsets per second / 10.
@@ -29,7 +34,7 @@ import torch
 
 from pdmer.errors import InputError
 
-VERSION = 1  # of the definitions below: part of the feature cache's key, so raise it when any of them changes
+VERSION = 2  # of the definitions below: part of the feature cache's key, so raise it when any of them changes
 SAMPLE_RATE = 22050
 N_FFT = 2048  # 93 ms: 10.8 Hz bins, fine enough to tell semitones apart from about 100 Hz up
 HOP = 512  # 23 ms: onset envelope resolution (2.6 frames per 16th note at 170 BPM)
@@ -40,12 +45,17 @@ KEY_SECONDS = 3.0  # key and mode are estimated per stretch this long: about hal
 # Krumhansl & Kessler (1982) probe-tone profiles, tonic first.
 MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
 MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+# Diatonic triads by (semitones above the set's major tonic, minor?): I ii iii IV V vi (vii° is not a major or
+# minor triad). In the relative minor these are III iv v VI VII i.
+DEGREES = {"I": (0, False), "ii": (2, True), "iii": (4, True), "IV": (5, False), "V": (7, False), "vi": (9, True)}
 
 DESCRIPTOR_NAMES = (
     "rms_db_mean", "rms_db_std",
     "centroid_log2", "flatness", "pitch_height", *(f"octave_{k}" for k in range(8)),
     "major_key_r", "minor_key_r", "mode", "key_clarity", "major_chords", "key_return", "chroma_entropy",
     "semitone_clash", "tritone_clash",
+    *(f"degree_{name}" for name in DEGREES), "key_same", "key_parallel",
     *(f"tempo_band_{k}" for k in range(10)), "tempo_log2", "pulse_clarity", "onset_rate",
 )
 DIM = len(DESCRIPTOR_NAMES)
@@ -65,6 +75,13 @@ def triad_templates() -> torch.Tensor:
     rows = [[float((pc - root) % 12 in intervals) for pc in range(12)]
             for intervals in ((0, 4, 7), (0, 3, 7)) for root in range(12)]
     return torch.tensor(rows, dtype=torch.float32)
+
+
+def diatonic_templates() -> torch.Tensor:
+    """[12, 12] z-scored pitch-class sets of the 12 major scales, row k = the scale on tonic k."""
+    base = torch.tensor([float(pc in MAJOR_SCALE) for pc in range(12)])
+    base = (base - base.mean()) / base.std(unbiased=False)
+    return torch.stack([torch.roll(base, k) for k in range(12)])
 
 
 def bin_frequencies() -> torch.Tensor:
@@ -97,6 +114,7 @@ class Descriptors:
         self.octaves = octave_matrix(self.freqs)
         self.major, self.minor = key_profiles()
         self.triads = triad_templates()
+        self.diatonic = diatonic_templates()
 
     def __call__(self, wave: torch.Tensor) -> torch.Tensor:
         wave = wave.float()
@@ -164,7 +182,29 @@ class Descriptors:
         returns = float(np.mean([float((z * zs[0]).mean()) for z in zs]))
         return [float(major_r.mean()), float(minor_r.mean()), float((major_r - minor_r).mean()),
                 float(np.maximum(major_r, minor_r).mean()), 2 * major_share - 1, returns, entropy,
-                6 * float((loud * semitone).sum()), 6 * float((loud * tritone).sum())]
+                6 * float((loud * semitone).sum()), 6 * float((loud * tritone).sum()),
+                *self.tonality(chords, sounding, eps)]
+
+    def tonality(self, halves: torch.Tensor, sounding: torch.Tensor, eps: float) -> list[float]:
+        """Degree shares of the half seconds' triads and key stability (module docstring); ``halves`` [H, 12] are
+        the half seconds' normalised chroma."""
+        per_stretch = max(1, round(KEY_SECONDS / 0.5))
+        stretch = torch.arange(len(halves)) // per_stretch
+        if len(halves) > per_stretch and len(halves) % per_stretch < per_stretch / 2:
+            stretch[stretch == stretch.max()] -= 1  # a short tail joins the stretch before it, as for the key
+        tonics = []
+        for k in range(int(stretch.max()) + 1):
+            chroma = halves[stretch == k].sum(0)
+            z = (chroma - chroma.mean()) / (chroma.std(unbiased=False) + eps)
+            tonics.append(int((self.diatonic @ z).argmax()))  # the major tonic of the best-fitting diatonic set
+        best = (halves @ self.triads.T).argmax(1)
+        roots, minor = best % 12, best >= 12
+        degree = (roots - torch.tensor(tonics)[stretch]) % 12
+        weight = sounding / (sounding.sum() + eps)
+        shares = [float((weight * ((degree == step) & (minor == is_minor)).float()).sum())
+                  for step, is_minor in DEGREES.values()]
+        moves = (torch.tensor(tonics) - tonics[0]) % 12
+        return [*shares, float((moves == 0).float().mean()), float(((moves == 3) | (moves == 9)).float().mean())]
 
     def rhythm(self, power: torch.Tensor, eps: float) -> list[float]:
         log_power = torch.log(power + eps)

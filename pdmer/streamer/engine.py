@@ -13,6 +13,8 @@ period later: steps a .. a+4 use the vector of anchor a-5. So the values do not 
 and a stream from a device gives what ``--fast`` gives on the same audio. Until the first refresh is ready, the
 first vector is waited for. ``global_every`` (steps) changes the refresh period: fewer refreshes cost less CPU on
 a small machine, more follow changes sooner; the model was trained with its checkpoint's period (a deviation).
+A model trained on centred (offline) windows gets trailing windows of the same length, with a warning: a live
+stream cannot hear ahead.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -56,6 +59,12 @@ class Engine:
         if not 0 <= lookahead < MODEL_WINDOW:
             raise InputError(f"lookahead must be 0..{MODEL_WINDOW - 1} hops, got {lookahead}")
         self.onnx, self.encoder, self.windows = deployed.onnx, deployed.encoder, deployed.windows
+        if self.windows.placement != "trailing":
+            warnings.warn(f"this model was trained on {self.windows.placement} global windows, which look ahead; "
+                          "a live stream gets trailing windows of the same length, so its values differ from "
+                          "`pdmer predict`'s. Stream a model trained with global_placement = \"trailing\" for "
+                          "the values it was trained to give", stacklevel=2)
+            self.windows = dataclasses.replace(self.windows, placement="trailing")
         if global_every is not None:
             if not 1 <= global_every <= MODEL_WINDOW:
                 raise InputError(f"the global vector's refresh period must be 1..{MODEL_WINDOW} steps "

@@ -19,6 +19,7 @@ FLAG_SETTINGS = {
     "val_split": str,
     "encoder": click.Choice(["musicnn", "imagebind", "descriptors"]),
     "imagebind": click.Path(dir_okay=False),
+    "global_placement": click.Choice(["trailing", "centred"]),
     "cache": click.Path(file_okay=False),
     "seed": int,
     "steps": click.IntRange(min=1),

@@ -24,6 +24,7 @@ MODELS = ("dsaml", "damff", "crnn")  # pdmer.model.registry.ARCHITECTURES
 TASK_KINDS = ("listener", "random")  # paper eq. 6 (per annotator) and eq. 5 (random over mean labels)
 OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
+PLACEMENTS = ("trailing", "centred")  # pdmer.data.features.PLACEMENTS (not imported: it would import torch)
 # Fields that only steer how long or how loudly a run goes: changing them does not change what is being trained.
 RUN_CONTROL = ("steps", "validate_every", "checkpoint_every", "device")
 
@@ -48,6 +49,10 @@ class TrainConfig:
     imagebind: str = ""  # path to imagebind_huge.pth for encoder = "imagebind"
     cache: str = ""  # feature cache folder; "" = the user cache
     window: int = 60  # steps per training clip: the authors' 30 s clips
+    # Global windows (pdmer.data.features.GlobalWindows). "trailing" is causal, what the stream can compute;
+    # "centred" is the authors' test path (it looks global_seconds / 2 ahead), for offline prediction of files.
+    global_placement: str = "trailing"
+    global_seconds: float = 30.0  # authors' global_context_length
     # [optim]
     optimizer: str = "adam"
     lr: float = 5e-5  # authors' --lr (outer)
@@ -80,6 +85,7 @@ class TrainConfig:
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("device", self.device, DEVICES),
             ("inner_params", self.inner_params, PARAMS),
+            ("global_placement", self.global_placement, PLACEMENTS),
         ):
             if value not in choices:
                 raise InputError(f"config: {name} = {value!r} is not one of {', '.join(choices)}")
@@ -89,6 +95,8 @@ class TrainConfig:
                 raise InputError(f"config: {name} must be >= 1, got {getattr(self, name)}")
         if self.inner_steps < 0 or self.validate_every < 0 or self.grad_clip < 0:
             raise InputError("config: inner_steps, validate_every and grad_clip must be >= 0")
+        if self.global_seconds <= 0:
+            raise InputError(f"config: global_seconds must be > 0, got {self.global_seconds}")
         if self.lr <= 0 or self.inner_lr <= 0:
             raise InputError(f"config: lr and inner_lr must be > 0, got {self.lr} and {self.inner_lr}")
         if self.model != "dsaml" and self.ablations():
@@ -154,7 +162,8 @@ class TrainConfig:
 
 SECTIONS = {
     "run": ("mode", "model", "preset", "seed", "steps", "device", "init"),
-    "data": ("data", "format", "raters", "train_split", "val_split", "encoder", "imagebind", "cache", "window"),
+    "data": ("data", "format", "raters", "train_split", "val_split", "encoder", "imagebind", "cache", "window",
+             "global_placement", "global_seconds"),
     "optim": ("optimizer", "lr", "batch_size", "grad_clip"),
     "meta": ("tasks", "maml", "tasks_per_step", "support", "query", "inner_steps", "inner_lr", "first_order",
              "inner_params"),

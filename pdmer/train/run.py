@@ -103,7 +103,7 @@ class Run:
         self.dataset = load_dataset(cfg.data, cfg.format or None, raters=cfg.raters)
         self.encoder = load_global_encoder(cfg.encoder, imagebind_checkpoint=cfg.imagebind or None,
                                            device=self.device)
-        self.windows = GlobalWindows()
+        self.windows = GlobalWindows(placement=cfg.global_placement, seconds=cfg.global_seconds)
         self.cache = FeatureCache(self.encoder, root=cfg.cache or None, windows=self.windows)
         train = self.dataset.split(cfg.train_split)
         per_listener = cfg.mode == "pdmer" and cfg.tasks == "listener"
