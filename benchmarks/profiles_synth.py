@@ -87,6 +87,8 @@ def main() -> None:
     profile_mean = np.mean([r["profile"] for r in per_listener.values()], axis=0)
     raised = {d: sum(r["profile"][i] > r["base"][i] for r in per_listener.values()) for i, d in
               enumerate(("valence", "arousal"))}
+    gains = np.array([np.subtract(r["profile"], r["base"]) for r in per_listener.values()])
+    low, high = bootstrap_interval(gains)
     adaptation = pdmer.profiles.load(f"bench-{next(iter(per_listener))}").info["adaptation"]
     lines = [
         f"# Profiles from one song on the synthetic benchmark ({args.data.name}, split {args.split})", "",
@@ -102,7 +104,9 @@ def main() -> None:
         f"| base model | {base_mean[0]:.3f} | {base_mean[1]:.3f} |",
         f"| with the listener's profile | **{profile_mean[0]:.3f}** | **{profile_mean[1]:.3f}** |", "",
         f"Listeners whose CCC the profile raised: valence {raised['valence']}/{len(per_listener)}, arousal "
-        f"{raised['arousal']}/{len(per_listener)}.", "",
+        f"{raised['arousal']}/{len(per_listener)}. Mean gain per listener, with a 95% bootstrap interval over "
+        f"listeners: valence {gains[:, 0].mean():+.4f} [{low[0]:+.4f}, {high[0]:+.4f}], arousal "
+        f"{gains[:, 1].mean():+.4f} [{low[1]:+.4f}, {high[1]:+.4f}].", "",
         "| listener | support song | other songs | base V / A | profile V / A | create s |", "|---|---|---|---|---|---|",
     ]
     for listener, r in per_listener.items():
@@ -115,6 +119,13 @@ def main() -> None:
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(text)
+
+
+def bootstrap_interval(gains: np.ndarray, resamples: int = 10000) -> tuple[np.ndarray, np.ndarray]:
+    """2.5th and 97.5th percentiles of the mean of ``gains`` [listeners, 2] over listeners drawn with replacement."""
+    rng = np.random.default_rng(0)
+    means = np.array([gains[rng.integers(0, len(gains), len(gains))].mean(0) for _ in range(resamples)])
+    return np.percentile(means, 2.5, axis=0), np.percentile(means, 97.5, axis=0)
 
 
 if __name__ == "__main__":
