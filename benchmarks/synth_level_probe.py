@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--placement", default="trailing", choices=("trailing", "centred"),
                         help="global windows: trailing (causal, the stream's) or centred (the authors' test path)")
     parser.add_argument("--seconds", type=float, default=30.0, help="global window length (default: the authors' 30)")
+    parser.add_argument("--cues", action="store_true", help="also: how much of each cue's song mean the features "
+                        "carry (ridge R² on the val and test songs)")
     parser.add_argument("--model", type=Path, help="also measure this checkpoint's errors on the test curves")
     args = parser.parse_args()
 
@@ -61,8 +63,37 @@ def main() -> None:
         weights = np.linalg.solve(a.T @ a + penalty * np.eye(a.shape[1]), a.T @ (y_train - y_train.mean(0)))
         rmse = np.sqrt(((b @ weights + y_train.mean(0) - y_test) ** 2).mean(0))
         print(f"  ridge, penalty {penalty:<6g}{rmse[0]:.3f}  {rmse[1]:.3f}")
+    if args.cues:
+        cue_shares(args.data, dataset, cache)
     if args.model:
         model_errors(args.model, dataset, args.cache)
+
+
+def cue_shares(root: Path, dataset, cache) -> None:
+    """Ridge (penalty 10, standardised features) from a song's mean global vector to the mean of each of its cues,
+    fitted on the train songs; R² on the val and test songs. The cues come from regenerating the benchmark."""
+    import json
+
+    from pdmer.data.synth.benchmark import generate
+    from pdmer.data.synth.music import CUE_NAMES
+
+    described = json.loads((root / "dataset.json").read_text())["synth"]
+    cues = {song.id: song.cues.mean(0) for song in generate(described["seed"], **described["sizes"]).songs}
+
+    def rows(splits):
+        ids = [song for split in splits for song in dataset.split(split).songs]
+        x = np.array([cache.song(dataset.songs[song].audio).global_feat.mean(0).numpy() for song in ids])
+        return x, np.array([cues[song] for song in ids])
+
+    x_train, y_train = rows(["train"])
+    x_held, y_held = rows(["val", "test"])
+    mean, scale = x_train.mean(0), x_train.std(0) + 1e-6
+    a, b = (x_train - mean) / scale, (x_held - mean) / scale
+    weights = np.linalg.solve(a.T @ a + 10.0 * np.eye(a.shape[1]), a.T @ (y_train - y_train.mean(0)))
+    residual = ((b @ weights + y_train.mean(0) - y_held) ** 2).mean(0)
+    r2 = 1 - residual / y_held.var(0)
+    print(f"share of each cue's song mean explained on {len(y_held)} val + test songs (ridge R², penalty 10)")
+    print("  " + "  ".join(f"{name} {value:.2f}" for name, value in zip(CUE_NAMES, r2)))
 
 
 def model_errors(path: Path, dataset, cache_dir) -> None:
