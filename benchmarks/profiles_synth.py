@@ -85,9 +85,8 @@ def main() -> None:
 
     base_mean = np.mean([r["base"] for r in per_listener.values()], axis=0)
     profile_mean = np.mean([r["profile"] for r in per_listener.values()], axis=0)
-    raised = {d: sum(r["profile"][i] > r["base"][i] for r in per_listener.values()) for i, d in
-              enumerate(("valence", "arousal"))}
     gains = np.array([np.subtract(r["profile"], r["base"]) for r in per_listener.values()])
+    raised = dict(zip(("valence", "arousal"), (gains > 0).sum(0)))
     low, high = bootstrap_interval(gains)
     adaptation = pdmer.profiles.load(f"bench-{next(iter(per_listener))}").info["adaptation"]
     lines = [

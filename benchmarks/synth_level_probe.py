@@ -4,7 +4,7 @@ benchmark, to read the personalization results against.
 One-shot adaptation on one song can correct a listener's offset (on the synthetic benchmark: N(0, 0.12) per
 dimension). It also copies the model's error on that song's level onto every other song. So it can only help
 where the model's error on song levels is below the listener offsets. This probe fits ridge regressions from
-each train song's mean global vector (the vectors a model is given: trailing 30 s windows) to its mean label,
+each train song's mean global vector (the vectors a model is given: --placement and --seconds) to its mean label,
 then prints the RMSE on the test songs for several penalties, beside the constant (training mean) predictor.
 
     python benchmarks/synth_level_probe.py --data /tmp/synth --cache CACHE [--encoder descriptors] [--model CKPT]
@@ -31,6 +31,14 @@ def table(dataset, cache, split: str):
     return np.array(features), np.array(levels)
 
 
+def ridge(x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, penalty: float) -> np.ndarray:
+    """Predictions for ``x_eval`` of a ridge regression on features standardised with the train statistics."""
+    mean, scale = x_train.mean(0), x_train.std(0) + 1e-6
+    a, b = (x_train - mean) / scale, (x_eval - mean) / scale
+    weights = np.linalg.solve(a.T @ a + penalty * np.eye(a.shape[1]), a.T @ (y_train - y_train.mean(0)))
+    return b @ weights + y_train.mean(0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
@@ -53,15 +61,12 @@ def main() -> None:
                          windows=GlobalWindows(placement=args.placement, seconds=args.seconds))
     x_train, y_train = table(dataset, cache, "train")
     x_test, y_test = table(dataset, cache, "test")
-    mean, scale = x_train.mean(0), x_train.std(0) + 1e-6
-    a, b = (x_train - mean) / scale, (x_test - mean) / scale
     constant = np.sqrt(((y_train.mean(0) - y_test) ** 2).mean(0))
-    print(f"{args.data.name}, {args.encoder}, {args.placement} {args.seconds:g} s windows: {len(x_train)} train songs, {len(x_test)} test songs; song-level RMSE "
-          "(valence, arousal)")
+    print(f"{args.data.name}, {args.encoder}, {args.placement} {args.seconds:g} s windows: {len(x_train)} train "
+          f"songs, {len(x_test)} test songs; song-level RMSE (valence, arousal)")
     print(f"  training mean        {constant[0]:.3f}  {constant[1]:.3f}")
     for penalty in (1.0, 10.0, 100.0, 1000.0):
-        weights = np.linalg.solve(a.T @ a + penalty * np.eye(a.shape[1]), a.T @ (y_train - y_train.mean(0)))
-        rmse = np.sqrt(((b @ weights + y_train.mean(0) - y_test) ** 2).mean(0))
+        rmse = np.sqrt(((ridge(x_train, y_train, x_test, penalty) - y_test) ** 2).mean(0))
         print(f"  ridge, penalty {penalty:<6g}{rmse[0]:.3f}  {rmse[1]:.3f}")
     if args.cues:
         cue_shares(args.data, dataset, cache)
@@ -87,10 +92,7 @@ def cue_shares(root: Path, dataset, cache) -> None:
 
     x_train, y_train = rows(["train"])
     x_held, y_held = rows(["val", "test"])
-    mean, scale = x_train.mean(0), x_train.std(0) + 1e-6
-    a, b = (x_train - mean) / scale, (x_held - mean) / scale
-    weights = np.linalg.solve(a.T @ a + 10.0 * np.eye(a.shape[1]), a.T @ (y_train - y_train.mean(0)))
-    residual = ((b @ weights + y_train.mean(0) - y_held) ** 2).mean(0)
+    residual = ((ridge(x_train, y_train, x_held, 10.0) - y_held) ** 2).mean(0)
     r2 = 1 - residual / y_held.var(0)
     print(f"share of each cue's song mean explained on {len(y_held)} val + test songs (ridge R², penalty 10)")
     print("  " + "  ".join(f"{name} {value:.2f}" for name, value in zip(CUE_NAMES, r2)))

@@ -30,8 +30,8 @@ def song_vectors(cues: np.ndarray, windows: GlobalWindows) -> np.ndarray:
     rows = []
     for step in range(steps):
         start, end = windows.window(step, duration)
-        first, last = round(start / STEP_SECONDS), max(round(end / STEP_SECONDS), round(start / STEP_SECONDS) + 1)
-        rows.append(cues[first:last].mean(0))
+        first = round(start / STEP_SECONDS)
+        rows.append(cues[first : max(round(end / STEP_SECONDS), first + 1)].mean(0))
     return np.mean(rows, axis=0)
 
 

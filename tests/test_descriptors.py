@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pdmer.errors import InputError
-from pdmer.model.descriptors import DESCRIPTOR_NAMES, DIM, SAMPLE_RATE, Descriptors
+from pdmer.model.descriptors import DESCRIPTOR_NAMES, DIM, SAMPLE_RATE, Descriptors, stretch_ids
 from pdmer.model.encoders import load_global_encoder
 
 RATE = SAMPLE_RATE
@@ -96,6 +96,13 @@ def test_key_stability_sees_a_modulation():
     assert value(home, "key_same") == 1.0 and value(modulating, "key_same") == pytest.approx(0.5)
     parallel = describe(chords([C, F, G, C, F, G, [60, 63, 67], [65, 68, 72], [67, 70, 74], [60, 63, 67]] * 1))
     assert value(parallel, "key_parallel") > 0  # C minor after C major: the same tonic, the other mode
+
+
+def test_key_stretches_keep_whole_ones_and_join_a_short_tail():
+    assert stretch_ids(12, 6).tolist() == [0] * 6 + [1] * 6  # a whole last stretch stays a stretch
+    assert stretch_ids(14, 6).tolist() == [0] * 6 + [1] * 8  # a tail under half a stretch joins the one before
+    assert stretch_ids(15, 6).tolist() == [0] * 6 + [1] * 6 + [2] * 3  # half a stretch stands on its own
+    assert stretch_ids(4, 6).tolist() == [0] * 4  # a window shorter than one stretch
 
 
 def test_onset_rate_follows_the_tempo():

@@ -34,7 +34,7 @@ import torch
 
 from pdmer.errors import InputError
 
-VERSION = 2  # of the definitions below: part of the feature cache's key, so raise it when any of them changes
+VERSION = 3  # of the definitions below: part of the feature cache's key, so raise it when any of them changes
 SAMPLE_RATE = 22050
 N_FFT = 2048  # 93 ms: 10.8 Hz bins, fine enough to tell semitones apart from about 100 Hz up
 HOP = 512  # 23 ms: onset envelope resolution (2.6 frames per 16th note at 170 BPM)
@@ -82,6 +82,26 @@ def diatonic_templates() -> torch.Tensor:
     base = torch.tensor([float(pc in MAJOR_SCALE) for pc in range(12)])
     base = (base - base.mean()) / base.std(unbiased=False)
     return torch.stack([torch.roll(base, k) for k in range(12)])
+
+
+def stretch_ids(rows: int, per_stretch: int) -> torch.Tensor:
+    """[rows] the KEY_SECONDS stretch each row (frame or half second) falls in, counted from the window's start; a
+    tail shorter than half a stretch joins the stretch before it."""
+    ids = torch.arange(rows) // per_stretch
+    if rows > per_stretch and 0 < rows % per_stretch < per_stretch / 2:
+        ids[ids == ids.max()] -= 1
+    return ids
+
+
+def stretch_sums(rows: torch.Tensor, per_stretch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """([stretches, 12] summed chroma of each stretch, [rows] stretch ids) of ``rows`` [N, 12]."""
+    ids = stretch_ids(len(rows), per_stretch)
+    return torch.zeros(int(ids.max()) + 1, rows.shape[1]).index_add_(0, ids, rows), ids
+
+
+def zscore(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Along the last axis (pitch classes)."""
+    return (x - x.mean(-1, keepdim=True)) / (x.std(-1, unbiased=False, keepdim=True) + eps)
 
 
 def bin_frequencies() -> torch.Tensor:
@@ -167,43 +187,30 @@ class Descriptors:
         chords = frames[: count * size].reshape(count, size, 12).sum(1) if count else frames.sum(0, keepdim=True)
         chords = chords / (chords.sum(1, keepdim=True) + eps)
         sounding = (chords.sum(1) > 0).float()  # silent half seconds have no chord
-        is_major = ((chords @ self.triads.T).argmax(1) < 12).float()
-        major_share = float((is_major * sounding).sum() / (sounding.sum() + eps))
+        triad = (chords @ self.triads.T).argmax(1)  # 0-11 major triads by root, 12-23 minor
+        major_share = float(((triad < 12).float() * sounding).sum() / (sounding.sum() + eps))
         # Key per stretch of KEY_SECONDS (songs modulate: a whole window's chroma mixes its keys), then averaged;
         # "return": the mean correlation of each stretch's pitch classes with the first stretch's (itself included).
-        size = max(1, round(KEY_SECONDS * SAMPLE_RATE / HOP))
-        stretches = [frames[k : k + size].sum(0) for k in range(0, len(frames), size)]
-        if len(stretches) > 1 and 0 < len(frames) % size < size / 2:
-            tail = stretches.pop()
-            stretches[-1] = stretches[-1] + tail  # a short tail joins the stretch before it
-        zs = [(x - x.mean()) / (x.std(unbiased=False) + eps) for x in stretches]
-        major_r = np.array([float((self.major @ z).max()) / 12 for z in zs])
-        minor_r = np.array([float((self.minor @ z).max()) / 12 for z in zs])
-        returns = float(np.mean([float((z * zs[0]).mean()) for z in zs]))
+        zs = zscore(stretch_sums(frames, max(1, round(KEY_SECONDS * SAMPLE_RATE / HOP)))[0], eps)
+        major_r = ((zs @ self.major.T).max(1).values / 12).numpy()
+        minor_r = ((zs @ self.minor.T).max(1).values / 12).numpy()
+        returns = float((zs * zs[0]).mean(1).mean())
         return [float(major_r.mean()), float(minor_r.mean()), float((major_r - minor_r).mean()),
                 float(np.maximum(major_r, minor_r).mean()), 2 * major_share - 1, returns, entropy,
                 6 * float((loud * semitone).sum()), 6 * float((loud * tritone).sum()),
-                *self.tonality(chords, sounding, eps)]
+                *self.tonality(chords, triad, sounding, eps)]
 
-    def tonality(self, halves: torch.Tensor, sounding: torch.Tensor, eps: float) -> list[float]:
+    def tonality(self, halves: torch.Tensor, triad: torch.Tensor, sounding: torch.Tensor, eps: float) -> list[float]:
         """Degree shares of the half seconds' triads and key stability (module docstring); ``halves`` [H, 12] are
-        the half seconds' normalised chroma."""
-        per_stretch = max(1, round(KEY_SECONDS / 0.5))
-        stretch = torch.arange(len(halves)) // per_stretch
-        if len(halves) > per_stretch and len(halves) % per_stretch < per_stretch / 2:
-            stretch[stretch == stretch.max()] -= 1  # a short tail joins the stretch before it, as for the key
-        tonics = []
-        for k in range(int(stretch.max()) + 1):
-            chroma = halves[stretch == k].sum(0)
-            z = (chroma - chroma.mean()) / (chroma.std(unbiased=False) + eps)
-            tonics.append(int((self.diatonic @ z).argmax()))  # the major tonic of the best-fitting diatonic set
-        best = (halves @ self.triads.T).argmax(1)
-        roots, minor = best % 12, best >= 12
-        degree = (roots - torch.tensor(tonics)[stretch]) % 12
+        the half seconds' normalised chroma, ``triad`` [H] their best-fitting triads (``triad_templates`` rows)."""
+        sums, stretch = stretch_sums(halves, max(1, round(KEY_SECONDS / 0.5)))
+        tonics = (zscore(sums, eps) @ self.diatonic.T).argmax(1)  # major tonic of each best-fitting diatonic set
+        degree = (triad % 12 - tonics[stretch]) % 12
+        minor = triad >= 12
         weight = sounding / (sounding.sum() + eps)
         shares = [float((weight * ((degree == step) & (minor == is_minor)).float()).sum())
                   for step, is_minor in DEGREES.values()]
-        moves = (torch.tensor(tonics) - tonics[0]) % 12
+        moves = (tonics - tonics[0]) % 12
         return [*shares, float((moves == 0).float().mean()), float(((moves == 3) | (moves == 9)).float().mean())]
 
     def rhythm(self, power: torch.Tensor, eps: float) -> list[float]:
