@@ -143,6 +143,9 @@ def main() -> None:
     parser.add_argument("--global-placement", default="trailing", choices=("trailing", "centred"),
                         help="global windows: the --start model's, if given")
     parser.add_argument("--with-no-maml", action="store_true")
+    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=list(PROTOCOLS),
+                        help="test protocols to score (frames adapts once per curve: with a 16-step inner loop over "
+                        "all parameters it costs several times the song protocol)")
     parser.add_argument("--start", type=Path, help="a trained model to start every seed's conditions from, instead "
                         "of --pre-steps on mean labels per seed (e.g. a longer run than fits per seed)")
     args = parser.parse_args()
@@ -152,7 +155,8 @@ def main() -> None:
                                 encoder=args.encoder, placement=args.global_placement))
     names = [n for n in CONDITIONS if n != "no-maml" or args.with_no_maml]
 
-    rows = {protocol: {n: [] for n in names} for protocol in PROTOCOLS}
+    protocols = {protocol: PROTOCOLS[protocol] for protocol in args.protocols}
+    rows = {protocol: {n: [] for n in names} for protocol in protocols}
     seconds, losses = {n: [] for n in names}, {n: [] for n in names}
     for seed in args.seeds:
         if args.start:
@@ -166,7 +170,7 @@ def main() -> None:
             seconds[name].append(took)
             print(f"seed {seed} {name}: trained ({took:.0f} s)", flush=True)
         newest_model = max(m.stat().st_mtime for m in models.values())
-        for protocol, suffix in PROTOCOLS.items():
+        for protocol, suffix in protocols.items():
             report_path = args.runs / f"eval{suffix}-seed{seed}.json"
             if not report_path.is_file() or report_path.stat().st_mtime < newest_model:
                 pdmer("eval", *map(str, models.values()), "--data", str(args.data), "--split", "test", "--task",
@@ -186,13 +190,13 @@ def main() -> None:
              + f"{args.steps} steps of its own training; seeds {args.seeds}; adaptation at test time: "
              f"{args.inner_steps} steps of SGD lr {args.inner_lr} ({args.inner_params}), the inner loop's "
              "(pdmer eval --task pdmer --seed 0). Scores: each test listener's mean CCC over their query curves, "
-             "averaged over listeners, under the two protocols below.", "",
+             "averaged over listeners, under the protocols below.", "",
              f"Command: `python benchmarks/table4_synth.py --data {args.data} --cache CACHE --runs RUNS --report "
              f"{args.report} " + (f"--start {args.start}" if args.start else f"--pre-steps {args.pre_steps}")
              + f" --steps {args.steps} --inner-steps {args.inner_steps} --inner-lr {args.inner_lr} --inner-params {args.inner_params}"
              f" --encoder {args.encoder} --global-placement {args.global_placement}"
-             f"{' --with-no-maml' if args.with_no_maml else ''}`"]
-    for protocol in PROTOCOLS:
+             f"{' --with-no-maml' if args.with_no_maml else ''} --protocols {' '.join(protocols)}`"]
+    for protocol in protocols:
         lines += ["", f"Protocol `{protocol}`: " + (
             "adapt on one song per listener, score on their other songs." if protocol == "song" else
             "adapt on the first 60 labels of each curve, score on the rest of it (the authors' protocol)."), "",
