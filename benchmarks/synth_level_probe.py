@@ -22,13 +22,15 @@ from pathlib import Path
 import numpy as np
 
 
+def song_vector(dataset, cache, song_id: str) -> np.ndarray:
+    """The song's mean global vector: what these probes regress from."""
+    return cache.song(dataset.songs[song_id].audio).global_feat.mean(0).numpy()
+
+
 def table(dataset, cache, split: str):
-    features, levels = [], []
-    for curve in dataset.split(split).mean_curves():
-        song = cache.song(dataset.songs[curve.song].audio)
-        features.append(song.global_feat.mean(0).numpy())
-        levels.append(curve.va.mean(0))
-    return np.array(features), np.array(levels)
+    curves = dataset.split(split).mean_curves()
+    return (np.array([song_vector(dataset, cache, curve.song) for curve in curves]),
+            np.array([curve.va.mean(0) for curve in curves]))
 
 
 def ridge(x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, penalty: float) -> np.ndarray:
@@ -87,7 +89,7 @@ def cue_shares(root: Path, dataset, cache) -> None:
 
     def rows(splits):
         ids = [song for split in splits for song in dataset.split(split).songs]
-        x = np.array([cache.song(dataset.songs[song].audio).global_feat.mean(0).numpy() for song in ids])
+        x = np.array([song_vector(dataset, cache, song) for song in ids])
         return x, np.array([cues[song] for song in ids])
 
     x_train, y_train = rows(["train"])
