@@ -39,6 +39,7 @@ def main() -> None:
     import pdmer.profiles
     from pdmer.data.features import FeatureCache, recorded_inputs
     from pdmer.data.load import load_dataset
+    from pdmer.metrics import bootstrap_interval
     from pdmer.data.plain import write_curve_csv
     from pdmer.export.graph import to_onnx
     from pdmer.export.predict import predict_onnx
@@ -118,13 +119,6 @@ def main() -> None:
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(text)
-
-
-def bootstrap_interval(gains: np.ndarray, resamples: int = 10000) -> tuple[np.ndarray, np.ndarray]:
-    """2.5th and 97.5th percentiles of the mean of ``gains`` [listeners, 2] over listeners drawn with replacement."""
-    rng = np.random.default_rng(0)
-    means = np.array([gains[rng.integers(0, len(gains), len(gains))].mean(0) for _ in range(resamples)])
-    return np.percentile(means, 2.5, axis=0), np.percentile(means, 97.5, axis=0)
 
 
 if __name__ == "__main__":

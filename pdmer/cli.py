@@ -147,16 +147,22 @@ def convert_musicnn(wheel: str, output: str | None) -> None:
     click.echo(f"wrote {convert_wheel(wheel, output or WEIGHTS)}")
 
 
-DATASET_FORMATS = ("deam", "pmemo", "plain")  # pdmer.data.load.FORMATS
+DATASET_FORMATS = ("deam", "emomusic", "pmemo", "vgmidi", "4q", "emopia", "plain")  # pdmer.data.load.FORMATS
 SCALES = ("[-1,1]", "[0,1]", "[1,9]")  # pdmer.data.curves.SCALES
+
+
+REAL_TASKS = ("curves", "levels", "listeners")  # pdmer.evaluate.real.EVALUATIONS
 
 
 @main.command("eval")
 @click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder (DEAM, PMEmo or plain).")
+@click.option("--data", required=True, multiple=True, type=click.Path(file_okay=False),
+              help="Dataset folder (DEAM, PMEmo, VGMIDI, 4Q, EMOPIA or plain); repeat it for --task real.")
 @click.option("--format", "data_format", type=click.Choice(DATASET_FORMATS), help="Dataset layout (default: detected).")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate on ('all': the whole dataset).")
-@click.option("--task", type=click.Choice(["dmer", "pdmer", "both"]), default="both", show_default=True)
+@click.option("--task", type=click.Choice(["dmer", "pdmer", "both", "real", *REAL_TASKS]), default="both",
+              show_default=True, help="dmer/pdmer/both: the paper's Tables 1-2. real: curves, levels and listeners "
+              "(or one of them) on every --data, with the training mean beside each model.")
 @click.option("--support", type=click.Choice(["song", "frames"]), default="song", show_default=True,
               help="Personalized task: adapt on one song per listener, or on the first 60 labels of each curve.")
 @click.option("--baseline", type=click.Choice(["training-mean", "support-mean"]),
@@ -165,7 +171,8 @@ SCALES = ("[-1,1]", "[0,1]", "[1,9]")  # pdmer.data.curves.SCALES
 @click.option("--raters", is_flag=True, help="DEAM: load the per-rater curves too (needed for the personalized task).")
 @click.option("--audio-dir", type=click.Path(file_okay=False), help="DEAM: folder of <song_id>.mp3 files.")
 @click.option("--only-with-audio", is_flag=True, help="Evaluate only the songs whose audio is at hand.")
-@click.option("--songs", help="Evaluate only these songs of the split (comma-separated ids).")
+@click.option("--songs", help="Evaluate only these songs of the split (comma-separated ids; with several --data, "
+              "in the datasets that hold them).")
 @click.option("--scale", type=click.Choice(SCALES), help="Plain format: the annotations' scale (default: dataset.json).")
 @click.option("--steps", type=click.IntRange(min=0),
               help="Adaptation steps (default: as the checkpoint was meta-trained, else 16).")
@@ -173,40 +180,61 @@ SCALES = ("[-1,1]", "[0,1]", "[1,9]")  # pdmer.data.curves.SCALES
               help="Adaptation learning rate (default: as the checkpoint was meta-trained, else 5e-3).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Chooses each listener's support song.")
 @click.option("--imagebind", type=click.Path(dir_okay=False), help="imagebind_huge.pth, for ImageBind-based checkpoints.")
+@click.option("--soundfont", type=click.Path(dir_okay=False), help="MIDI datasets: the .sf2 to render with.")
+@click.option("--peer", "peers", multiple=True, type=click.Path(dir_okay=False),
+              help="--task real: a peer's level results (benchmarks/peer_vibenet.py --json) to show beside ours.")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Feature cache folder (default: user cache).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report (every curve) as JSON.")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), help="Write the tables as Markdown.")
 @user_errors
 def evaluate(checkpoints, data, data_format, split, task, support, baseline, train_split, raters, audio_dir,
-             only_with_audio, songs, scale, steps, lr, seed, imagebind, cache_dir, json_path, markdown_path) -> None:
-    """Score model CHECKPOINTS (DSAML, DAMFF, CRNN; or a --baseline) on a dataset split: traditional and
-    personalized DMER.
+             only_with_audio, songs, scale, steps, lr, seed, imagebind, soundfont, peers, cache_dir, json_path,
+             markdown_path) -> None:
+    """Score model CHECKPOINTS (DSAML, DAMFF, CRNN; or a --baseline) on a dataset split.
 
-    Prints the mean CCC, PCC and RMSE per dimension as Markdown tables laid out like the DSAML paper's Tables 1-2,
-    a row per model (with the paper's numbers beside ours on DEAM and PMEmo). --json writes every curve's scores
-    (a list of reports when several checkpoints are given)."""
-    if bool(checkpoints) == bool(baseline):
-        raise click.UsageError("give CHECKPOINTS or --baseline, not both and not neither")
+    --task dmer/pdmer/both: traditional and personalized DMER, the mean CCC, PCC and RMSE per dimension as Markdown
+    tables laid out like the DSAML paper's Tables 1-2, a row per model (with the paper's numbers beside ours on
+    DEAM and PMEmo). --task real: on every --data, the evaluations its labels allow: curves (per song against its
+    mean curve), levels (song means against quadrants: AUCs and quadrant accuracy) and listeners (CCC on a
+    listener's other song before and after a one-song profile, with a bootstrap interval); without CHECKPOINTS,
+    the embedded default model. --json writes every song's scores."""
     from pdmer.data.load import load_dataset
-    from pdmer.evaluate.report import markdown
-    from pdmer.evaluate.run import baseline_predictor, evaluate as run_evaluation, model_predictor
     from pdmer.fileio import atomic_path
 
-    dataset = load_dataset(data, data_format, raters=raters, audio_dir=audio_dir, scale=scale)
-    if baseline:
-        predictors = [baseline_predictor(baseline, dataset, train_split)]
-    else:  # every checkpoint is checked before the first is scored
-        predictors = [model_predictor(path, dataset, cache_dir=cache_dir, imagebind=imagebind, steps=steps, lr=lr)
-                      for path in checkpoints]
-    progress = (lambda text: click.echo(f"\r\033[K{text}", nl=False, err=True)) if sys.stderr.isatty() else None
-    reports = [run_evaluation(dataset, predictor=predictor, split=split, support=support, seed=seed,
-                              tasks=("dmer", "pdmer") if task == "both" else (task,),
-                              only_with_audio=only_with_audio, needs_audio=not baseline, progress=progress,
-                              songs=[s.strip() for s in songs.split(",") if s.strip()] if songs else None)
-               for predictor in predictors]
-    progress and click.echo("\r\033[K", nl=False, err=True)
-    table = markdown(reports)
-    full = reports[0] if len(reports) == 1 else reports
+    song_list = [s.strip() for s in songs.split(",") if s.strip()] if songs else None
+    if task in ("real", *REAL_TASKS):
+        from pdmer.evaluate.real import run_report
+
+        report, table = run_report(
+            [load_dataset(folder, data_format, raters=raters, audio_dir=audio_dir, scale=scale) for folder in data],
+            checkpoints, baseline=baseline, evaluations=REAL_TASKS if task == "real" else (task,), split=split,
+            train_split=train_split or "train", songs=song_list, only_with_audio=only_with_audio, seed=seed,
+            steps=steps, lr=lr, imagebind=imagebind, soundfont=soundfont, cache_dir=cache_dir, peers=peers,
+            progress=(lambda text: click.echo(f"\r\033[K{text}", nl=False, err=True)) if sys.stderr.isatty() else None)
+        full = report
+    else:
+        if bool(checkpoints) == bool(baseline):
+            raise click.UsageError("give CHECKPOINTS or --baseline, not both and not neither")
+        if len(data) != 1:
+            raise click.UsageError(f"--task {task} evaluates one --data at a time (several: --task real)")
+        from pdmer.evaluate.report import markdown
+        from pdmer.evaluate.run import baseline_predictor, evaluate as run_evaluation, model_predictor
+
+        dataset = load_dataset(data[0], data_format, raters=raters, audio_dir=audio_dir, scale=scale)
+        if baseline:
+            predictors = [baseline_predictor(baseline, dataset, train_split)]
+        else:  # every checkpoint is checked before the first is scored
+            predictors = [model_predictor(path, dataset, cache_dir=cache_dir, imagebind=imagebind, steps=steps, lr=lr)
+                          for path in checkpoints]
+        progress = (lambda text: click.echo(f"\r\033[K{text}", nl=False, err=True)) if sys.stderr.isatty() else None
+        reports = [run_evaluation(dataset, predictor=predictor, split=split, support=support, seed=seed,
+                                  tasks=("dmer", "pdmer") if task == "both" else (task,),
+                                  only_with_audio=only_with_audio, needs_audio=not baseline, progress=progress,
+                                  songs=song_list)
+                   for predictor in predictors]
+        progress and click.echo("\r\033[K", nl=False, err=True)
+        table = markdown(reports)
+        full = reports[0] if len(reports) == 1 else reports
     for path, text in ((json_path, json.dumps(full, indent=1)), (markdown_path, table)):
         if path:
             with atomic_path(path) as temporary:
@@ -252,31 +280,31 @@ def synth(out, seed, force, **sizes) -> None:
 @click.option("--raters", is_flag=True, help="DEAM: load the per-rater curves too.")
 @click.option("--audio-dir", type=click.Path(file_okay=False), help="DEAM: folder of <song_id>.mp3 files.")
 @click.option("--scale", type=click.Choice(SCALES), help="Plain format: the annotations' scale (default: dataset.json).")
-@click.option("--features", is_flag=True, help="Also compute every song's features into the cache (musicnn).")
+@click.option("--features", is_flag=True,
+              help="Also compute every song's features into the cache (musicnn; MIDI is rendered first).")
+@click.option("--soundfont", type=click.Path(dir_okay=False), help="MIDI datasets: the .sf2 to render with "
+              "(default: $PDMER_SOUNDFONT, else Debian's FluidR3_GM).")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Feature cache folder (default: user cache).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @user_errors
-def data_command(folder, data_format, raters, audio_dir, scale, features, cache_dir, as_json) -> None:
-    """Check a dataset and summarise it: songs, audio at hand, listeners, labels, splits."""
+def data_command(folder, data_format, raters, audio_dir, scale, features, soundfont, cache_dir, as_json) -> None:
+    """Check a dataset and summarise it: songs, audio at hand, listeners, durations, labels, splits, problems.
+
+    Layouts: DEAM, PMEmo, VGMIDI, 4Q, EMOPIA and pdmer's plain format (detected)."""
     from pdmer.data.load import load_dataset
 
+    from pdmer.data.summary import summarise
+
     dataset = load_dataset(folder, data_format, raters=raters, audio_dir=audio_dir, scale=scale)
-    tasks = dataset.by_listener()
-    labels = [len(c.va) for c in dataset.curves]
-    summary = {
-        "name": dataset.name,
-        "songs": len(dataset.songs),
-        "songs_with_audio": sum(s.audio is not None for s in dataset.songs.values()),
-        "curves": len(dataset.curves),
-        "listeners": len(tasks),
-        "listeners_with_16_songs": sum(len(c) >= 16 for c in tasks.values()),
-        "labels_per_curve": {"min": min(labels), "median": sorted(labels)[len(labels) // 2], "max": max(labels)},
-        "splits": {name: len(spec.get("songs", [])) for name, spec in dataset.splits.items()},
-    }
+    summary = summarise(dataset)
     if features:
         from pdmer.data.features import FeatureCache
         from pdmer.model.encoders import load_global_encoder
 
+        from pdmer.data.render import MidiRenderer, with_rendered_audio
+
+        if summary["songs_as_midi"]:
+            dataset = with_rendered_audio(dataset, MidiRenderer(soundfont=soundfont, root=cache_dir))
         dataset.require_audio()
         cache = FeatureCache(load_global_encoder("musicnn"), root=cache_dir)
         with click.progressbar(list(dataset.songs.values()), label="features", file=sys.stderr) as songs:
@@ -287,8 +315,12 @@ def data_command(folder, data_format, raters, audio_dir, scale, features, cache_
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
+    problems = summary.pop("problems")
     for key, value in summary.items():
         click.echo(f"{key:<24} {value}")
+    click.echo(f"{'problems':<24} {len(problems) or 'none'}")
+    for problem in problems:
+        click.echo(f"  - {problem}")
 
 
 def _register_commands() -> None:

@@ -87,3 +87,41 @@ def va_scores(pred_va, target_va) -> dict[str, torch.Tensor]:
         scores[f"{name}_pcc"] = pcc(pred, target).mean()
         scores[f"{name}_rmse"] = rmse(pred, target).mean()
     return scores
+
+
+def auc(scores, positive) -> float:
+    """Area under the ROC curve of ``scores`` for telling ``positive`` (bool) items from the rest: the chance that a
+    random positive scores above a random negative, ties counting half (Mann-Whitney U / (n+ n-))."""
+    import numpy as np
+
+    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    if scores.shape != positive.shape or scores.ndim != 1:
+        raise InputError(f"auc needs two 1-d arrays of one length, got {scores.shape} and {positive.shape}")
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise InputError(f"auc needs both classes; got {n_pos} positive and {n_neg} negative items")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    start = 0
+    while start < len(scores):  # average ranks over ties
+        stop = start
+        while stop + 1 < len(scores) and sorted_scores[stop + 1] == sorted_scores[start]:
+            stop += 1
+        ranks[order[start : stop + 1]] = (start + stop) / 2 + 1
+        start = stop + 1
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def bootstrap_interval(values, *, resamples: int = 10000, level: float = 0.95, seed: int = 0):
+    """Percentile bootstrap interval of the mean of ``values`` [N] or [N, D] over its first axis (items drawn
+    with replacement): (low, high), each a float or a [D] array."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        raise InputError("a bootstrap interval needs at least one value")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    return np.percentile(means, tail, axis=0), np.percentile(means, 100 - tail, axis=0)

@@ -13,10 +13,11 @@ PYTHON=${PYTHON:-python3}
 VENV=.venv
 # libportaudio2: sounddevice's PortAudio (live audio input). For the tests only: liblo-tools (oscdump, the real OSC
 # receiver), pulseaudio, pulseaudio-utils, libasound2-plugins (a null sink as the real input device), chromium (the
-# live view in a real browser) and puredata-core (the Pd example, headless).
+# live view in a real browser), puredata-core (the Pd example, headless), fluidsynth and timgm6mb-soundfont (MIDI
+# datasets rendered to audio; users rendering VGMIDI or EMOPIA want fluid-soundfont-gm, see pdmer/data/render.py).
 SYSTEM_PACKAGES=(libportaudio2)
 if $tests; then
-    SYSTEM_PACKAGES+=(liblo-tools pulseaudio pulseaudio-utils libasound2-plugins chromium puredata-core)
+    SYSTEM_PACKAGES+=(liblo-tools pulseaudio pulseaudio-utils libasound2-plugins chromium puredata-core fluidsynth timgm6mb-soundfont)
 fi
 
 missing=()

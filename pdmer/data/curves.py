@@ -11,6 +11,7 @@ Numpy only: loaders must not import torch (``pdmer --help`` stays fast).
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -103,10 +104,23 @@ class Curve:
         )
 
 
+# Song-level quadrants of Russell's circumplex as the signs of (valence, arousal): 4Q and EMOPIA label songs this way.
+QUADRANT_SIGNS = {"Q1": (1, 1), "Q2": (-1, 1), "Q3": (-1, -1), "Q4": (1, -1)}
+
+
+def quadrant_of(valence: float, arousal: float) -> str:
+    """The quadrant of a (valence, arousal) point; 0 counts as positive."""
+    return {(1, 1): "Q1", (-1, 1): "Q2", (-1, -1): "Q3", (1, -1): "Q4"}[(1 if valence >= 0 else -1,
+                                                                         1 if arousal >= 0 else -1)]
+
+
 @dataclass(frozen=True)
 class Song:
     id: str
-    audio: Path | None  # None: curves only (the audio is not at hand)
+    audio: Path | None  # None: curves only (the audio is not at hand), or MIDI not rendered yet
+    midi: Path | None = None  # a MIDI dataset's score: pdmer.data.render makes ``audio`` from it
+    seconds: float | None = None  # the annotated duration: rendered audio is trimmed to it
+    info: dict = field(default_factory=dict, compare=False, hash=False)  # the dataset's metadata (artist, ...)
 
 
 @dataclass
@@ -117,6 +131,9 @@ class CurveSet:
     songs: dict[str, Song]
     curves: list[Curve]
     splits: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # split -> {"songs": [...], "listeners": [...]}
+    quadrants: dict[str, str] = field(default_factory=dict)  # song -> "Q1".."Q4": song-level sign labels
+    problems: list[str] = field(default_factory=list)  # what the loader found odd and how it handled it
+    found: dict[str, int] = field(default_factory=dict)  # what the layout holds before anything is dropped
 
     def __post_init__(self) -> None:
         seen = {}
@@ -130,6 +147,9 @@ class CurveSet:
                     f"{seen[key] or '?'} and {curve.source or '?'}"
                 )
             seen[key] = curve.source
+        for song, quadrant in self.quadrants.items():
+            if song not in self.songs or quadrant not in QUADRANT_SIGNS:
+                raise InputError(f"{self.name}: quadrant {quadrant!r} for song {song!r} (songs need Q1-Q4 and audio)")
 
     def __len__(self) -> int:
         return len(self.curves)
@@ -178,8 +198,14 @@ class CurveSet:
             c for c in self.curves
             if (keep_songs is None or c.song in keep_songs) and (keep_listeners is None or c.listener in keep_listeners)
         ]
-        used = {c.song for c in curves} if keep_songs is None else keep_songs & set(self.songs)
-        return CurveSet(name or self.name, {s: self.songs[s] for s in self.songs if s in used}, curves, self.splits)
+        labelled = {c.song for c in curves} | (set(self.quadrants) if keep_listeners is None else set())
+        used = labelled if keep_songs is None else keep_songs & set(self.songs)
+        return CurveSet(name or self.name, {s: self.songs[s] for s in self.songs if s in used}, curves, self.splits,
+                        {s: q for s, q in self.quadrants.items() if s in used}, self.problems, self.found)
+
+    def replace_songs(self, songs: dict[str, Song]) -> CurveSet:
+        """The same labels on other Song records (e.g. with rendered audio)."""
+        return CurveSet(self.name, songs, self.curves, self.splits, self.quadrants, self.problems, self.found)
 
     def split(self, name: str) -> CurveSet:
         """The named split (its songs and, where it lists them, its listeners)."""
@@ -201,3 +227,16 @@ class CurveSet:
 def song_order(song_id: str):
     """Numeric ids in numeric order (2 < 10), then the rest alphabetically."""
     return (0, int(song_id), "") if song_id.isdigit() else (1, 0, song_id)
+
+
+def read_split_file(path: Path, songs: dict[str, Song]) -> dict[str, dict[str, list[str]]]:
+    """A ``split.json`` of song lists ({"train": [id, ...], "val": [...]}) as splits of the songs at hand."""
+    if not path.is_file():
+        return {}
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"cannot read {path}: {error}") from None
+    if not isinstance(document, dict) or not all(isinstance(v, list) for v in document.values()):
+        raise InputError(f"{path} must map split names to lists of song ids, e.g. {{\"train\": [...], \"val\": [...]}}")
+    return {name: {"songs": sorted(set(map(str, ids)) & set(songs))} for name, ids in document.items()}

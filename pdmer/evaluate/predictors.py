@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from pdmer.data.curves import Curve, CurveSet
+from pdmer.data.curves import QUADRANT_SIGNS, Curve, CurveSet
 from pdmer.data.features import FeatureCache
+from pdmer.errors import InputError
 from pdmer.model.adapt import AdaptConfig, Weights, adapt
 from pdmer.model.inference import SlidingWindows, predict_song
 
@@ -23,6 +24,9 @@ class Predictor(Protocol):
 
     def predict(self, curve: Curve) -> np.ndarray:
         """[T', 2] (valence, arousal) for the first T' <= T labels of ``curve`` (those with a whole audio slice)."""
+
+    def predict_song(self, song: str) -> np.ndarray:
+        """[N, 2] for every whole 0.5 s slice of the song's audio (song-level labels are scored on their mean)."""
 
     def personalize(self, support: list[Curve]) -> Predictor:
         """A predictor for the listener who annotated ``support``."""
@@ -37,12 +41,22 @@ class ConstantPredictor:
 
     @classmethod
     def training_mean(cls, train: CurveSet, *, adapt: bool = False) -> ConstantPredictor:
-        """Mean V-A over every label of the training split's averaged curves (one value per dimension)."""
-        values = np.concatenate([c.va for c in train.mean_curves()])
-        return cls(values.mean(axis=0), name="support mean" if adapt else "training mean", adapt=adapt)
+        """Mean V-A over every label of the training split's averaged curves (one value per dimension); for a
+        dataset of song-level quadrants, the mean of their signs (+-1)."""
+        curves = train.mean_curves()
+        if curves:
+            value = np.concatenate([c.va for c in curves]).mean(axis=0)
+        elif train.quadrants:
+            value = np.array([QUADRANT_SIGNS[q] for q in train.quadrants.values()], dtype=np.float64).mean(axis=0)
+        else:
+            raise InputError(f"{train.name}: no labels to take a training mean from")
+        return cls(value, name="support mean" if adapt else "training mean", adapt=adapt)
 
     def predict(self, curve: Curve) -> np.ndarray:
         return np.broadcast_to(self.value, curve.va.shape).copy()
+
+    def predict_song(self, song: str) -> np.ndarray:
+        return self.value[None].copy()
 
     def personalize(self, support: list[Curve]) -> ConstantPredictor:
         if not self.adapt:
@@ -74,6 +88,11 @@ class ModelPredictor:
         mel, global_feat, _ = self.features(curve)
         va = predict_song(self.model, mel, global_feat, weights=self.weights, windows=self.windows)
         return va.numpy()
+
+    def predict_song(self, song: str) -> np.ndarray:
+        features = self.cache.song(self.dataset.songs[song].audio)
+        return predict_song(self.model, features.log_mel, features.global_feat, weights=self.weights,
+                            windows=self.windows).numpy()
 
     def personalize(self, support: list[Curve]) -> ModelPredictor:
         with torch.enable_grad():
