@@ -23,6 +23,11 @@ Facts about the pinned release, vibenet==0.1.0 (read from the wheel):
     but does not pass them), so we record CPU seconds (all threads) as well as wall seconds.
 
     python benchmarks/peer_vibenet.py FILE [FILE ...] [--venv DIR] [--json OUT]
+    python benchmarks/peer_vibenet.py --data ../shared/data/4q --split val --levels OUT.json
+
+With --data, the clips of the split that carry a song-level quadrant (4Q, EMOPIA: MIDI rendered by pdmer first)
+are scored, and --levels writes the levels evaluation of pdmer eval (AUCs of valence and energy for the signs of
+the quadrant, quadrant accuracy with 0.5 as vibenet's midpoint) for `pdmer eval --task real --peer OUT.json`.
 
 Standard library only at import time, so other benchmark scripts can import `vibenet_scores`
 without pulling in anything heavy (and without ever importing vibenet themselves).
@@ -122,18 +127,62 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("files", nargs="*", type=Path, help="audio files (wav, ogg/opus, mp3)")
     ap.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="vibenet's scratch venv")
     ap.add_argument("--json", type=Path, help="write all records to this JSON file")
-    # Dataset options (e.g. --data DIR --split val) go here; they only need to add to `paths`.
+    ap.add_argument("--data", type=Path, help="a dataset with song-level quadrants (4Q, EMOPIA), read by pdmer")
+    ap.add_argument("--split", default="val", help="with --data: the split to score (default val)")
+    ap.add_argument("--soundfont", help="with --data of MIDI: the .sf2 pdmer renders with")
+    ap.add_argument("--cache", help="with --data of MIDI: pdmer's cache folder (where renderings live)")
+    ap.add_argument("--levels", type=Path, help="with --data: write the levels evaluation here (pdmer eval --peer)")
     args = ap.parse_args(argv)
 
     paths = list(args.files)
+    part = quadrant_split(args) if args.data else None
+    if part is not None:
+        paths += [part.songs[song].audio for song in sorted(part.quadrants)]
     if not paths:
-        ap.error("no audio files given")
+        ap.error("no audio files given (FILE ... or --data DIR)")
 
     records = vibenet_scores(paths, venv=args.venv)
     print_table(records)
     if args.json:
         args.json.write_text(json.dumps(records, indent=1))
+    if part is not None:
+        levels = level_results(part, records)
+        print(json.dumps({k: v for k, v in levels["evaluations"]["levels"].items() if k != "per_song"}))
+        if args.levels:
+            args.levels.write_text(json.dumps(levels, indent=1))
     return 1 if any("error" in r for r in records.values()) else 0
+
+
+def quadrant_split(args):
+    """The split's clips with quadrants, through pdmer's own loaders (MIDI rendered into pdmer's cache)."""
+    from pdmer.data.load import load_dataset
+    from pdmer.data.render import MidiRenderer, with_rendered_audio
+
+    dataset = load_dataset(args.data)
+    if any(s.midi is not None for s in dataset.songs.values()):
+        dataset = with_rendered_audio(dataset, MidiRenderer(soundfont=args.soundfont, root=args.cache))
+    part = dataset.split(args.split) if args.split in dataset.splits else dataset
+    if not part.quadrants:
+        raise SystemExit(f"{args.data}: no song-level quadrants in split {args.split!r}")
+    return part
+
+
+def level_results(part, records: dict[str, dict]) -> dict:
+    """pdmer's levels evaluation of vibenet's per-song values (0.5, the middle of its scale, as the sign)."""
+    from pdmer.data.curves import quadrant_of
+    from pdmer.evaluate.real import level_scores
+
+    rows = []
+    for song, quadrant in sorted(part.quadrants.items()):
+        record = records.get(str(part.songs[song].audio), {})
+        if "error" in record or not record:
+            continue
+        valence, arousal = record["valence"] - 0.5, record["arousal"] - 0.5
+        rows.append({"song": song, "quadrant": quadrant, "valence": valence, "arousal": arousal,
+                     "predicted_quadrant": quadrant_of(valence, arousal)})
+    seconds = statistics.median(r["seconds"] for r in records.values() if "error" not in r)
+    return {"model": f"vibenet {VIBENET_VERSION} (peer)", "data": part.name, "median_cpu_seconds_per_clip": seconds,
+            "evaluations": {"levels": {"songs": len(rows), **level_scores(rows), "per_song": rows}}}
 
 
 if __name__ == "__main__":
