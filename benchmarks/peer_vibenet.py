@@ -159,9 +159,9 @@ def quadrant_split(args):
     from pdmer.data.render import MidiRenderer, with_rendered_audio
 
     dataset = load_dataset(args.data)
-    if any(s.midi is not None for s in dataset.songs.values()):
-        dataset = with_rendered_audio(dataset, MidiRenderer(soundfont=args.soundfont, root=args.cache))
     part = dataset.split(args.split) if args.split in dataset.splits else dataset
+    if any(s.midi is not None for s in part.songs.values()):
+        part = with_rendered_audio(part, MidiRenderer(soundfont=args.soundfont, root=args.cache))
     if not part.quadrants:
         raise SystemExit(f"{args.data}: no song-level quadrants in split {args.split!r}")
     return part

@@ -152,7 +152,7 @@ def test_print_config_applies_file_then_flags(tmp_path):
 def test_listener_tasks_hold_one_listener_and_skip_those_with_too_few_songs(dataset, cache):
     with pytest.warns(DataWarning, match="1 listener.*fewer than support \\+ query = 3 songs are skipped: D"):
         run = Run(small_config(dataset, cache), dataset.parent / "unused-run", resume=False, report=lambda _: None)
-    sampler = run.sampler
+    sampler = run.sources[0].sampler
     assert set(sampler.groups) == {"A", "B", "C"}
     from pdmer.train.data import step_rng
 
@@ -169,7 +169,7 @@ def test_listener_tasks_hold_one_listener_and_skip_those_with_too_few_songs(data
 def test_random_tasks_use_the_mean_curves(dataset, cache):
     run = Run(small_config(dataset, cache, tasks="random"), dataset.parent / "unused-run", resume=False,
               report=lambda _: None)
-    assert list(run.sampler.groups) == ["mean"] and len(run.sampler.groups["mean"]) == 6
+    assert list(run.sources[0].sampler.groups) == ["mean"] and len(run.sources[0].sampler.groups["mean"]) == 6
 
 
 # -- MAML -------------------------------------------------------------------------------------------------------
@@ -181,7 +181,7 @@ def test_meta_gradient_leaves_the_model_alone_and_second_order_differs(dataset, 
     run = Run(small_config(dataset, cache), dataset.parent / "unused-run", resume=False, report=lambda _: None)
     model = run.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    task = run.sampler.sample(step_rng(0, 1), 1)[0]
+    task = run.sources[0].sampler.sample(step_rng(0, 1), 1)[0]
     adaptation = AdaptConfig(steps=3, lr=0.05, window=12)
     torch.manual_seed(1)
     first, stats = task_gradient(model, task, adaptation, first_order=True, device=torch.device("cpu"))

@@ -201,10 +201,10 @@ def run_report(datasets: list[CurveSet], checkpoints, *, baseline: str | None = 
               "seed": seed, "results": [], "peers": [read_peer(Path(p)) for p in peers]}
     renderer = None
     for dataset in datasets:
-        if any(s.midi is not None and s.audio is None for s in dataset.songs.values()):
-            renderer = renderer or MidiRenderer(soundfont=soundfont, root=cache_dir)
-            dataset = with_rendered_audio(dataset, renderer)
         part = evaluation_split(dataset, split, songs)
+        if any(s.midi is not None and s.audio is None for s in part.songs.values()):  # render what is evaluated
+            renderer = renderer or MidiRenderer(soundfont=soundfont, root=cache_dir)
+            part = with_rendered_audio(part, renderer)
         if only_with_audio:
             part = with_audio(part)
         if not part.songs:

@@ -61,3 +61,17 @@ def dsaml_loss(output: DSAMLOutput, target_va: torch.Tensor, cfg: ModelConfig) -
         reduction=cfg.attn_loss_reduction,
     )
     return LossParts(total=1 - score + attention, score=score, attention=attention, scores=scores)
+
+
+SIGN_TEMPERATURE = 0.1  # the soft margin of song_sign_loss, in units of the [-1, 1] scale
+
+
+def song_sign_loss(va: torch.Tensor, signs: torch.Tensor, temperature: float = SIGN_TEMPERATURE) -> torch.Tensor:
+    """Song-level quadrant labels (not in the paper): a logistic loss on the sign of each clip's mean prediction.
+
+    ``va`` (B, T, 2) predictions, ``signs`` (B, 2) of +-1 (the quadrant's valence and arousal signs). Per clip and
+    dimension: t * softplus(-s m / t), with m the mean over the clip: about -s m while the sign is wrong, fading to
+    0 once the mean is a few t past zero on the right side. It asks for the right side of neutral, not for a level
+    the labels do not give; t scales it so that it is of the size of the curve loss."""
+    means = va.mean(dim=1)
+    return (temperature * torch.nn.functional.softplus(-signs * means / temperature)).mean()

@@ -14,7 +14,7 @@ FLAG_SETTINGS = {
     "preset": str,
     "init": click.Path(dir_okay=False),
     "data": click.Path(file_okay=False),
-    "format": click.Choice(["deam", "pmemo", "plain"]),
+    "format": click.Choice(["deam", "emomusic", "pmemo", "vgmidi", "4q", "emopia", "plain"]),
     "train_split": str,
     "val_split": str,
     "encoder": click.Choice(["musicnn", "imagebind", "descriptors"]),
@@ -43,6 +43,11 @@ OFF_SWITCHES = {
 
 def flag_options(command):
     for name, kind in reversed(FLAG_SETTINGS.items()):
+        if name == "data":  # several --data: a mix of sources, each of weight 1 (weights: the config's sources)
+            command = click.option("--data", "data", type=kind, multiple=True,
+                                   help="Overrides data of the config; repeat it for a mix of datasets of equal "
+                                        "weight (other weights: sources in the config).")(command)
+            continue
         command = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None,
                                help=f"Overrides {name} of the config.")(command)
     for switch in reversed(OFF_SWITCHES):
@@ -80,7 +85,12 @@ def _train(config_path, out, resume, print_config, flags) -> None:
         out = resume
     else:
         config = TrainConfig.from_toml(config_path) if config_path else TrainConfig()
+    data = flags.pop("data", ())
     changes = {name: value for name, value in flags.items() if name in FLAG_SETTINGS and value is not None}
+    if len(data) == 1:
+        changes.update(data=data[0], sources=[])
+    elif data:
+        changes.update(data="", sources=[{"data": folder} for folder in data])
     changes.update({OFF_SWITCHES[name]: False for name, value in flags.items() if name in OFF_SWITCHES and value})
     config = config.replace(**changes)
     if print_config:

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import json
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from pdmer.errors import InputError
@@ -41,6 +41,10 @@ class TrainConfig:
     init: str = ""  # a pdmer model checkpoint to start from (e.g. a dmer run's model.safetensors); "" = random
     # [data]
     data: str = ""
+    # Several datasets, each drawn in proportion to its weight (replaces ``data``): a TOML list of tables,
+    # sources = [{data = "VGMIDI", weight = 1.0}, {data = "4Q", weight = 0.5, format = "4q"}]; keys data (folder),
+    # weight (> 0, default 1), format ("" = detected), train_split / val_split (default the run's). See Source.
+    sources: list = field(default_factory=list)
     format: str = ""  # "" = detected
     raters: bool = True  # DEAM: per-rater curves (needed for listener tasks)
     train_split: str = "train"
@@ -99,8 +103,18 @@ class TrainConfig:
             raise InputError(f"config: global_seconds must be > 0, got {self.global_seconds}")
         if self.lr <= 0 or self.inner_lr <= 0:
             raise InputError(f"config: lr and inner_lr must be > 0, got {self.lr} and {self.inner_lr}")
+        if self.data and self.sources:
+            raise InputError("config: give data or sources, not both (one source is sources = [{data = ...}])")
+        for source in self.sources:
+            Source.parse(source)  # a bad entry is named before any work
         if self.model != "dsaml" and self.ablations():
             raise InputError(f"config: the ablation flags {sorted(self.ablations())} apply to dsaml only")
+
+    def data_sources(self) -> list[Source]:
+        """The datasets to train on: ``sources``, else ``data`` as one source of weight 1."""
+        if self.sources:
+            return [Source.parse(entry, self) for entry in self.sources]
+        return [Source(self.data, 1.0, self.format, self.train_split, self.val_split)] if self.data else []
 
     def ablations(self) -> dict:
         """ModelConfig overrides for the paper's Table 3 ablations that are switched on."""
@@ -160,9 +174,42 @@ class TrainConfig:
         return cls(**values)
 
 
+SOURCE_KEYS = ("data", "weight", "format", "train_split", "val_split")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One dataset of a training mix. Each step draws one source, with probability weight / sum of weights, and
+    trains on a batch of it: curves (DSAML's loss), song-level quadrants (a sign loss on the clip's mean
+    prediction: pdmer.model.loss.song_sign_loss) or, in pdmer mode, listener tasks where it has listeners."""
+
+    data: str
+    weight: float = 1.0
+    format: str = ""
+    train_split: str = "train"
+    val_split: str = ""
+
+    @classmethod
+    def parse(cls, entry, run: TrainConfig | None = None) -> Source:
+        if not isinstance(entry, dict) or not isinstance(entry.get("data"), str) or not entry["data"]:
+            raise InputError(f"config: each of sources must be a table with data = \"FOLDER\", got {entry!r}")
+        unknown = sorted(set(entry) - set(SOURCE_KEYS))
+        if unknown:
+            raise InputError(f"config: source {entry['data']!r} has unknown keys {unknown}; it knows {SOURCE_KEYS}")
+        weight = entry.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            raise InputError(f"config: source {entry['data']!r} needs weight > 0, got {weight!r}")
+        for key in ("format", "train_split", "val_split"):
+            if not isinstance(entry.get(key, ""), str):
+                raise InputError(f"config: source {entry['data']!r}: {key} must be a string")
+        defaults = run or TrainConfig()
+        return cls(entry["data"], float(weight), entry.get("format", defaults.format),
+                   entry.get("train_split", defaults.train_split), entry.get("val_split", defaults.val_split))
+
+
 SECTIONS = {
     "run": ("mode", "model", "preset", "seed", "steps", "device", "init"),
-    "data": ("data", "format", "raters", "train_split", "val_split", "encoder", "imagebind", "cache", "window",
+    "data": ("data", "sources", "format", "raters", "train_split", "val_split", "encoder", "imagebind", "cache", "window",
              "global_placement", "global_seconds"),
     "optim": ("optimizer", "lr", "batch_size", "grad_clip"),
     "meta": ("tasks", "maml", "tasks_per_step", "support", "query", "inner_steps", "inner_lr", "first_order",
@@ -174,6 +221,10 @@ assert sorted(n for names in SECTIONS.values() for n in names) == sorted(f.name 
 
 
 def _toml_value(value) -> str:
+    if isinstance(value, dict):  # an inline table
+        return "{" + ", ".join(f"{key} = {_toml_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pdmer.data.curves import MEAN, Curve, CurveSet, warn
+from pdmer.data.curves import MEAN, QUADRANT_SIGNS, Curve, CurveSet, warn
 from pdmer.data.features import FeatureCache
 from pdmer.errors import InputError
 from pdmer.fileio import file_sha256
@@ -48,6 +48,7 @@ class Task:
     listener: str
     support: list[Example]  # adapted on whole (cut into windows by the adaptation)
     query: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a batch of random clips of the query songs
+    kind: str = "curves"  # "levels": the query's va rows hold each clip's quadrant signs (song_sign_loss)
 
 
 def examples(split: CurveSet, curves: list[Curve], cache: FeatureCache,
@@ -64,15 +65,42 @@ def examples(split: CurveSet, curves: list[Curve], cache: FeatureCache,
     return out
 
 
+def level_examples(split: CurveSet, cache: FeatureCache,
+                   progress: Callable[[str], None] | None = None) -> list[Example]:
+    """Each song with a quadrant, its va rows its quadrant's signs (+-1) at every step. A song whose audio
+    does not decode is skipped with a warning naming it."""
+    split.require_audio()
+    out = []
+    for done, (song, quadrant) in enumerate(sorted(split.quadrants.items()), start=1):
+        try:
+            features = cache.song(split.songs[song].audio)
+        except InputError as error:
+            warn(f"skipping {song}: {error}")
+            continue
+        signs = torch.tensor(QUADRANT_SIGNS[quadrant], dtype=torch.float32).expand(len(features.log_mel), 2)
+        out.append(Example(song, MEAN, features.log_mel, features.global_feat, signs))
+        progress and progress(f"features {done}/{len(split.quadrants)}")
+    if not out:
+        raise InputError(f"{split.name}: no song with a quadrant has readable audio")
+    return out
+
+
 def fingerprint(split: CurveSet, curves: list[Curve]) -> str:
     """SHA-256 of the training labels and the audio they describe: a resumed run must see the same data."""
     digest = hashlib.sha256()
+    for song, quadrant in sorted(split.quadrants.items()):
+        digest.update(f"{song}|{quadrant}|{file_sha256(split.songs[song].audio)}|".encode())
     for curve in sorted(curves, key=lambda c: (c.song, c.listener)):
         digest.update(f"{curve.song}|{curve.listener}|{curve.start_s}|".encode())
         digest.update(np.ascontiguousarray(curve.va, dtype=np.float32).tobytes())
     for song in sorted({c.song for c in curves}):
         digest.update(file_sha256(split.songs[song].audio).encode())
     return digest.hexdigest()
+
+
+def hashed(fingerprints: list[str]) -> str:
+    """One fingerprint for several sources' (a mix: the order of the sources is part of it)."""
+    return hashlib.sha256("|".join(fingerprints).encode()).hexdigest()
 
 
 def step_rng(seed: int, step: int) -> np.random.Generator:

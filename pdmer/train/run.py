@@ -17,9 +17,10 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pdmer.data.curves import MEAN
@@ -37,6 +38,19 @@ BEST = "best.safetensors"
 
 class TrainingError(PdmerError):
     pass
+
+
+@dataclass
+class SourceData:
+    """A dataset of the mix as training sees it: what a step draws from it, and what validates on it."""
+
+    name: str
+    weight: float
+    kind: str  # "curves" or "levels" (song-level quadrants)
+    pool: list  # train_data.Example
+    sampler: object | None  # train_data.TaskSampler in pdmer mode, for a source with listeners (or random tasks)
+    val: object | None  # its validation CurveSet
+    fingerprint: str
 
 
 Report = Callable[[str], None]
@@ -94,31 +108,54 @@ class Run:
 
     def load_data(self) -> None:
         from pdmer.data.features import FeatureCache, GlobalWindows
-        from pdmer.data.load import load_dataset
         from pdmer.model.encoders import load_global_encoder
 
         cfg = self.cfg
-        if not cfg.data:
-            raise InputError("no dataset: pass --data FOLDER (or set data in the config's [data] section)")
-        self.dataset = load_dataset(cfg.data, cfg.format or None, raters=cfg.raters)
+        sources = cfg.data_sources()
+        if not sources:
+            raise InputError("no dataset: pass --data FOLDER (or set data or sources in the config's [data] section)")
         self.encoder = load_global_encoder(cfg.encoder, imagebind_checkpoint=cfg.imagebind or None,
                                            device=self.device)
         self.windows = GlobalWindows(placement=cfg.global_placement, seconds=cfg.global_seconds)
         self.cache = FeatureCache(self.encoder, root=cfg.cache or None, windows=self.windows)
-        train = self.dataset.split(cfg.train_split)
-        per_listener = cfg.mode == "pdmer" and cfg.tasks == "listener"
+        self.sources = [self.load_source(source) for source in sources]
+        if cfg.mode == "pdmer" and not any(s.sampler for s in self.sources):
+            raise InputError("pdmer mode meta-trains on listener tasks, and no dataset has per-listener curves "
+                             "(DEAM: the per-rater files; VGMIDI has them): use --mode dmer, or add such a dataset")
+        self.weights = [source.weight for source in sources]
+        fingerprints = [s.fingerprint for s in self.sources]
+        self.data_fingerprint = fingerprints[0] if len(fingerprints) == 1 else train_data.hashed(fingerprints)
+
+    def load_source(self, source) -> SourceData:
+        """One dataset of the mix: its training examples (and listener tasks), and its validation split."""
+        from pdmer.data.load import load_dataset
+        from pdmer.data.render import MidiRenderer, with_rendered_audio
+
+        cfg = self.cfg
+        dataset = load_dataset(source.data, source.format or None, raters=cfg.raters)
+        train = dataset.split(source.train_split)
+        val = dataset.split(source.val_split) if source.val_split else None
+        if any(song.midi is not None and song.audio is None for song in dataset.songs.values()):
+            renderer = MidiRenderer(root=cfg.cache or None)  # MIDI datasets: rendered once, into the cache
+            train = with_rendered_audio(train, renderer)
+            val = val and with_rendered_audio(val, renderer)
+        say = self.report if self.group.main else None
+        if train.quadrants and not train.curves:
+            pool = train_data.level_examples(train, self.cache, progress=say)
+            return SourceData(dataset.name, source.weight, "levels", pool, None, val,
+                              train_data.fingerprint(train, []))
+        per_listener = cfg.mode == "pdmer" and cfg.tasks == "listener" and bool(train.listeners)
         curves = [c for c in train.curves if c.listener != MEAN] if per_listener else train.mean_curves()
         if not curves:
-            raise InputError(f"{train.name} has no {'per-listener' if per_listener else ''} curves to train on")
-        self.data_fingerprint = train_data.fingerprint(train, curves)
-        pool = train_data.examples(train, curves, self.cache, progress=self.report if self.group.main else None)
-        if cfg.mode == "pdmer":
+            raise InputError(f"{train.name} has no curves and no song-level quadrants to train on")
+        pool = train_data.examples(train, curves, self.cache, progress=say)
+        sampler = None
+        if cfg.mode == "pdmer" and (per_listener or cfg.tasks == "random"):
             maml = cfg.maml
-            self.sampler = train_data.TaskSampler(pool, kind=cfg.tasks, support=cfg.support if maml else 0,
-                                                  query=cfg.query + (0 if maml else cfg.support), window=cfg.window)
-        else:
-            self.pool = pool
-        self.val = self.dataset.split(cfg.val_split) if cfg.val_split else None
+            sampler = train_data.TaskSampler(pool, kind=cfg.tasks, support=cfg.support if maml else 0,
+                                             query=cfg.query + (0 if maml else cfg.support), window=cfg.window)
+        return SourceData(dataset.name, source.weight, "curves", pool, sampler, val,
+                          train_data.fingerprint(train, curves))
 
     def build_model(self) -> None:
         from pdmer.model.registry import build_model
@@ -193,14 +230,18 @@ class Run:
     def one_step(self, step: int) -> StepStats:
         cfg = self.cfg
         rng = train_data.step_rng(cfg.seed, step)
-        if cfg.mode == "pdmer":
-            tasks = self.sampler.sample(rng, cfg.tasks_per_step)
+        source = self.sources[0]
+        if len(self.sources) > 1:  # one source per step, drawn by weight
+            source = self.sources[int(rng.choice(len(self.sources), p=np.array(self.weights) / sum(self.weights)))]
+        if source.sampler is not None:
+            tasks = source.sampler.sample(rng, cfg.tasks_per_step)
             adaptation = adaptation_of(cfg) if cfg.maml else None
-        else:  # one mini-batch of mean-label clips, split into one piece per process
-            picked = rng.choice(len(self.pool), size=cfg.batch_size, replace=cfg.batch_size > len(self.pool))
-            batch = train_data.stack_clips(rng, [self.pool[i] for i in picked], cfg.window)
+        else:  # one mini-batch of clips (mean curves or quadrants), split into one piece per process
+            pool = source.pool
+            picked = rng.choice(len(pool), size=cfg.batch_size, replace=cfg.batch_size > len(pool))
+            batch = train_data.stack_clips(rng, [pool[i] for i in picked], cfg.window)
             pieces = [slice(r, None, self.group.size) for r in range(self.group.size)]
-            tasks = [train_data.Task(MEAN, [], tuple(t[p] for t in batch)) for p in pieces]
+            tasks = [train_data.Task(MEAN, [], tuple(t[p] for t in batch), kind=source.kind) for p in pieces]
             adaptation = None
         try:
             grads, stats = tasks_gradient(
@@ -229,30 +270,53 @@ class Run:
 
     # -- validation and checkpoints ------------------------------------------------------------------------------
     def validate(self) -> dict:
-        """One-shot adaptation on the validation listeners (or mean labels): mean CCC of valence and arousal."""
-        if self.val is None:
+        """The validation score: per source with a val split, the mean CCC of valence and arousal after one-shot
+        adaptation to its listeners (or on its mean curves), or for song-level quadrants the mean AUC of valence
+        and arousal minus 0.5 (0 = chance, as a CCC of 0); ``val_score`` is their mean over sources."""
+        checked = [s for s in self.sources if s.val is not None]
+        if not checked:
             return {}
         scores = {}
         if self.group.main:
-            from pdmer.evaluate.predictors import ModelPredictor
-            from pdmer.evaluate.run import evaluate
-            from pdmer.model.inference import SlidingWindows
-
-            task = "pdmer" if self.val.listeners else "dmer"
-            # Cheaper windows than pdmer eval's (a new window every 5 steps for both dimensions).
-            predictor = ModelPredictor(self.model, self.cache, self.val, adaptation=adaptation_of(self.cfg),
-                                       windows=SlidingWindows(window=self.cfg.window, hops=(5, 5)))
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.cfg.seed)
-                result = evaluate(self.val, predictor=predictor, split=None, tasks=(task,))["tasks"][task]
+            per_source = {source.name: self.validate_source(source) for source in checked}
             self.model.train()
-            mean = result["mean"]
-            scores = {f"val_{key}": round(mean[key], 4) for key in ("valence_ccc", "arousal_ccc")}
-            scores["val_score"] = round((mean["valence_ccc"] + mean["arousal_ccc"]) / 2, 4)
+            if len(per_source) == 1:
+                scores = next(iter(per_source.values()))
+            else:
+                scores = {f"val_{name}_{key[4:]}": value for name, part in per_source.items()
+                          for key, value in part.items()}
+                scores["val_score"] = round(sum(p["val_score"] for p in per_source.values()) / len(per_source), 4)
             if scores["val_score"] > self.best:
                 self.best = scores["val_score"]
                 self.write_model(self.out / BEST, scores)
         self.group.barrier()
+        return scores
+
+    def validate_source(self, source: SourceData) -> dict[str, float]:
+        from pdmer.evaluate.predictors import ModelPredictor
+        from pdmer.evaluate.real import levels
+        from pdmer.evaluate.run import evaluate
+        from pdmer.model.inference import SlidingWindows
+
+        # Cheaper windows than pdmer eval's (a new window every 5 steps for both dimensions).
+        predictor = ModelPredictor(self.model, self.cache, source.val, adaptation=adaptation_of(self.cfg),
+                                   windows=SlidingWindows(window=self.cfg.window, hops=(5, 5)))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.cfg.seed)
+            if source.kind == "levels":
+                result = levels(source.val, predictor)
+                aucs = {dim: result[f"{dim}_auc"] for dim in ("valence", "arousal")}
+                known = [value for value in aucs.values() if value == value]  # NaN: the split lacks a class
+                if not known:
+                    raise InputError(f"{source.val.name}: validation needs songs of both signs of valence or "
+                                     "arousal (its quadrants are all on one side)")
+                scores = {f"val_{dim}_auc": round(value, 4) for dim, value in aucs.items() if value == value}
+                scores["val_score"] = round(sum(known) / len(known) - 0.5, 4)
+                return scores
+            task = "pdmer" if source.val.by_listener(min_songs=2) else "dmer"
+            mean = evaluate(source.val, predictor=predictor, split=None, tasks=(task,))["tasks"][task]["mean"]
+        scores = {f"val_{key}": round(mean[key], 4) for key in ("valence_ccc", "arousal_ccc")}
+        scores["val_score"] = round((mean["valence_ccc"] + mean["arousal_ccc"]) / 2, 4)
         return scores
 
     def metadata(self, extra: dict | None = None) -> dict[str, str]:

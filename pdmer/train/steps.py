@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from pdmer.model.adapt import AdaptConfig, adapt, mode, run
+from pdmer.model.loss import song_sign_loss
 from pdmer.train.data import Task
 
 
@@ -57,7 +58,10 @@ def task_gradient(model: nn.Module, task: Task, adaptation: AdaptConfig | None, 
     second_order_on_cuda = not first_order and adaptation is not None and device.type == "cuda"
     plain_kernels = torch.backends.cudnn.flags(enabled=False) if second_order_on_cuda else contextlib.nullcontext()
     with mode(model, True), plain_kernels:
-        if adaptation is None:
+        if task.kind == "levels":  # song-level quadrants: no inner loop, the sign of each clip's mean
+            loss = song_sign_loss(model(mel, glob).va, va[:, 0])
+            targets = [p for _, p in params]
+        elif adaptation is None:
             loss = model.loss(model(mel, glob), va).total
             targets = [p for _, p in params]
         else:
