@@ -257,3 +257,30 @@ def test_pdmer_data_on_the_shared_datasets():
     assert fourq["splits"]["val"]["quadrants"] == {f"Q{k}": 30 for k in range(1, 5)}
     emopia = json.loads(runner.invoke(main, ["data", str(shared_path("data", "emopia")), "--json"]).stdout)
     assert emopia["songs"] == 1078 and emopia["source_songs"] == 387
+
+
+@needs_fluidsynth
+@pytest.mark.slow
+def test_eval_real_on_vgmidi_and_4q_folders_with_a_clip_that_does_not_decode(tmp_path):
+    """The embedded default model and the training mean through curves, listeners and levels, end to end."""
+    vgmidi = vgmidi_folder(tmp_path / "vgmidi")
+    fourq = quadrant_folder(tmp_path / "4q", [("MT1", "Q1"), ("MT2", "Q2"), ("MT3", "Q3"), ("MT4", "Q4"),
+                                              ("MT5", "Q1")])
+    (fourq / "audio" / "MT5.wav").write_text("not audio at all")
+    (fourq / "split.json").write_text(json.dumps({"train": ["MT1", "MT2", "MT3", "MT4", "MT5"]}))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(main, ["eval", "--task", "real", "--data", str(vgmidi), "--data", str(fourq),
+                                       "--split", "train", "--cache", str(tmp_path / "cache"),
+                                       "--json", str(out) + ".json", "--markdown", str(out) + ".md"])
+    assert result.exit_code == 0, result.output
+    assert "skipping MT5" in result.output and "MT5.wav" in result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    rows = {(r["model"], r["data"].split(":")[0]): r["evaluations"] for r in report["results"]}
+    model, mean = rows[("default/model", "VGMIDI")], rows[("training mean", "VGMIDI")]
+    assert model["curves"]["songs"] == 2 and model["listeners"]["listeners"] == 2
+    assert mean["listeners"]["valence"]["gain"] == 0.0  # a constant is not personalised
+    levels = rows[("default/model", "4Q")]["levels"]
+    assert levels["songs"] == 4 and levels["skipped"] == ["MT5"]
+    assert rows[("training mean", "4Q")]["levels"]["arousal_auc"] == 0.5  # a constant cannot rank
+    text = (tmp_path / "report.md").read_text()
+    assert "## Curves" in text and "## Levels" in text and "## Listeners" in text

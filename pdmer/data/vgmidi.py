@@ -113,12 +113,46 @@ def mean_curve(song: str, curves: list[np.ndarray], source: str) -> Curve | None
     return Curve(song, MEAN, 0.0, np.nanmean(part, axis=0), np.nanstd(part, axis=0), source=source)
 
 
+COUNTED = {  # what annotation_labels counts, as the summary says it
+    "extra_values": "annotation(s) carry a value more than the piece's measures: the extra one dropped",
+    "missing_trailing_bins": "annotation(s) end with untouched (0, 0) bins: treated as missing",
+    "empty": "annotation(s) have no value set: skipped",
+    "malformed": "annotation(s) malformed: skipped",
+    "out_of_range": "annotation(s) NaN or outside [-1, 1]: skipped",
+}
+
+
+def piece_songs(path: Path, tag: str, pieces: dict, root: Path, *, drop_length_mismatch: bool,
+                problems: list[str], mismatched: list[str]) -> dict[str, Song]:
+    """The pieces of one annotation file whose MIDI is at hand (and, by default, as long as its annotations)."""
+    from pdmer.data.render import midi_seconds
+
+    songs = {}
+    for pid, piece in pieces.items():
+        song = f"{tag}:{pid}"
+        try:
+            seconds, measures = float(piece["duration"]), int(piece["measures"])
+            midi = root / "midi" / piece["midi"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise InputError(f"{path}: piece {pid} lacks duration/measures/midi: {error}") from None
+        if seconds <= 0 or measures < 1:
+            raise InputError(f"{path}: piece {pid} has duration {seconds} s and {measures} measures")
+        if not midi.is_file():
+            problems.append(f"{song}: MIDI {midi.name} missing; piece dropped")
+            continue
+        length = midi_seconds(midi)
+        if drop_length_mismatch and length - seconds > LENGTH_TOLERANCE_S:
+            mismatched.append(f"{song} ({piece.get('name', '?')}: MIDI {length:.1f} s, annotated {seconds:g} s)")
+            continue
+        songs[song] = Song(song, None, midi=midi, seconds=seconds,
+                           info={"name": piece.get("name", ""), "measures": measures, "midi_seconds": length})
+    return songs
+
+
 def load_vgmidi(root: str | Path, *, drop_length_mismatch: bool = True) -> CurveSet:
     """VGMIDI from its original layout: per-listener curves (listeners by fingerprint), each piece's mean curve, and
     ``split.json``'s splits. Songs carry their MIDI
     (``audio`` is None until :func:`pdmer.data.render.with_rendered_audio`)."""
-    from pdmer.data.render import midi_seconds
-
     root = Path(root)
     if not is_vgmidi(root):
         raise InputError(f"{root} is not a VGMIDI folder: expected annotations/vgmidi_raw_<n>.json in it")
@@ -140,43 +174,24 @@ def load_vgmidi(root: str | Path, *, drop_length_mismatch: bool = True) -> Curve
             raise InputError(f"cannot read {path} as VGMIDI annotations ({{pieces, annotations}}): {error}") from None
         found["pieces"] += len(pieces)
         found["annotations"] += len(annotations)
-        for pid, piece in pieces.items():
-            song = f"{tag}:{pid}"
-            try:
-                seconds, measures = float(piece["duration"]), int(piece["measures"])
-                midi = root / "midi" / piece["midi"]
-            except (KeyError, TypeError, ValueError) as error:
-                raise InputError(f"{path}: piece {pid} lacks duration/measures/midi: {error}") from None
-            if seconds <= 0 or measures < 1:
-                raise InputError(f"{path}: piece {pid} has duration {seconds} s and {measures} measures")
-            if not midi.is_file():
-                problems.append(f"{song}: MIDI {midi.name} missing; piece dropped")
-                continue
-            length = midi_seconds(midi)
-            if drop_length_mismatch and length - seconds > LENGTH_TOLERANCE_S:
-                mismatched.append(f"{song} ({piece.get('name', '?')}: MIDI {length:.1f} s, annotated {seconds:g} s)")
-                continue
-            songs[song] = Song(song, None, midi=midi, seconds=seconds,
-                               info={"name": piece.get("name", ""), "measures": measures, "midi_seconds": length})
+        songs.update(piece_songs(path, tag, pieces, root, drop_length_mismatch=drop_length_mismatch,
+                                 problems=problems, mismatched=mismatched))
         for key, annotation in annotations.items():
             pid = key.rsplit("_", 1)[0]
             song = f"{tag}:{pid}"
             if song not in songs:
                 continue
             info = songs[song].info
-            annotated[fingerprint(tag, annotation)].append(song)  # every annotation, usable or not: collisions
+            who = fingerprint(tag, annotation)
+            annotated[who].append(song)  # every annotation, usable or not: collisions
             va = annotation_labels(annotation, songs[song].seconds, info["measures"], where=f"{path.name}: {key}",
                                    counts=counts)
             if va is not None:
-                per_song[song].append((fingerprint(tag, annotation), f"{path.name}: {key}", va))
+                per_song[song].append((who, f"{path.name}: {key}", va))
     if mismatched:
         problems.append(f"{len(mismatched)} piece(s) dropped: MIDI longer than the annotated duration by more "
                         f"than {LENGTH_TOLERANCE_S} s: {'; '.join(mismatched)}")
-    labels = {"extra_values": "annotation(s) carry a value more than the piece's measures: the extra one dropped",
-              "missing_trailing_bins": "annotation(s) end with untouched (0, 0) bins: treated as missing",
-              "empty": "annotation(s) have no value set: skipped",
-              "malformed": "annotation(s) malformed: skipped", "out_of_range": "annotation(s) NaN or outside [-1, 1]: skipped"}
-    problems += [f"{counts[name]} {text}" for name, text in labels.items() if counts[name]]
+    problems += [f"{counts[name]} {text}" for name, text in COUNTED.items() if counts[name]]
 
     colliding = {who for who, pieces in annotated.items()
                  if len(pieces) > PIECES_PER_LISTENER or len(set(pieces)) < len(pieces)}
@@ -197,6 +212,5 @@ def load_vgmidi(root: str | Path, *, drop_length_mismatch: bool = True) -> Curve
             del songs[song]
     for problem in problems:
         warn(f"VGMIDI: {problem}")
-    dataset = CurveSet("VGMIDI", songs, curves, read_split_file(root / "split.json", songs), problems=problems,
-                       found=found)
-    return dataset
+    return CurveSet("VGMIDI", songs, curves, read_split_file(root / "split.json", songs), problems=problems,
+                    found=found)

@@ -109,8 +109,15 @@ def run(part: CurveSet, predictor: Predictor, *, evaluations=EVALUATIONS, seed: 
 
 
 def evaluation_split(dataset: CurveSet, split: str, songs: list[str] | None) -> CurveSet:
-    """``split`` where the dataset names it (else the whole dataset), cut to ``songs`` where it holds any of them."""
-    part = dataset.split(split) if split in dataset.splits else dataset
+    """``split`` of the dataset ("all", or a dataset without named splits: all of it), cut to ``songs`` where it
+    holds any of them."""
+    if split in dataset.splits:
+        part = dataset.split(split)
+    elif split == "all" or not dataset.splits:
+        part = dataset
+    else:
+        raise InputError(f"{dataset.name} has no split {split!r} (it has {', '.join(sorted(dataset.splits))}): "
+                         "pass --split with one of them")
     if songs and set(songs) & set(part.songs):
         part = part.select(songs=[s for s in songs if s in part.songs], name=f"{part.name}:{','.join(songs)}")
     return part
