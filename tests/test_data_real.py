@@ -284,3 +284,28 @@ def test_eval_real_on_vgmidi_and_4q_folders_with_a_clip_that_does_not_decode(tmp
     assert rows[("training mean", "4Q")]["levels"]["arousal_auc"] == 0.5  # a constant cannot rank
     text = (tmp_path / "report.md").read_text()
     assert "## Curves" in text and "## Levels" in text and "## Listeners" in text
+
+
+@needs_fluidsynth
+def test_a_midi_that_does_not_render_is_skipped_by_name(tmp_path):
+    from pdmer.data.curves import CurveSet, Song
+    from pdmer.data.render import MidiRenderer, with_rendered_audio
+
+    good = write_midi(tmp_path / "good.mid", seconds=2)
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    songs = {"good": Song("good", None, midi=good), "bad": Song("bad", None, midi=bad)}
+    dataset = CurveSet("set", songs, [], quadrants={"good": "Q1", "bad": "Q2"})
+    with pytest.warns(DataWarning, match=r"skipping song bad: .*bad.mid"):
+        rendered = with_rendered_audio(dataset, MidiRenderer(root=tmp_path / "cache"))
+    assert list(rendered.songs) == ["good"] and rendered.quadrants == {"good": "Q1"}
+    assert rendered.songs["good"].audio.is_file()
+
+
+def test_eval_real_refuses_a_split_the_dataset_lacks(tmp_path):
+    from pdmer.evaluate.real import evaluation_split
+
+    dataset = load_vgmidi(vgmidi_folder(tmp_path / "vgmidi"))
+    with pytest.raises(InputError, match="has no split 'test' \\(it has train, val\\)"):
+        evaluation_split(dataset, "test", None)
+    assert set(evaluation_split(dataset, "all", None).songs) == set(dataset.songs)

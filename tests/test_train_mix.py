@@ -52,17 +52,20 @@ def test_sources_parse_and_bad_entries_are_named():
         TrainConfig(sources=[{"data": "a", "weight": 0}])
     with pytest.raises(InputError, match="unknown keys \\['wieght'\\]"):
         TrainConfig(sources=[{"data": "a", "wieght": 1}])
+    with pytest.raises(InputError, match="curves must be one of mean, listeners"):
+        TrainConfig(sources=[{"data": "a", "curves": "all"}])
     with pytest.raises(InputError, match="data or sources, not both"):
         TrainConfig(data="a", sources=[{"data": "b"}])
 
 
 def test_a_mix_of_curves_and_quadrants_trains_and_validates_on_both(dataset, quadrant_set, cache, tmp_path):  # noqa: F811
-    sources = [{"data": str(dataset), "weight": 1.0, "val_split": "val"},
+    sources = [{"data": str(dataset), "weight": 1.0, "val_split": "val", "curves": "listeners"},
                {"data": str(quadrant_set), "weight": 3.0, "val_split": "val"}]
     config = TrainConfig(mode="dmer", sources=sources, cache=str(cache), steps=6, window=12, batch_size=4,
                          lr=1e-3, checkpoint_every=3, validate_every=3, device="cpu")
     run = Run(config, tmp_path / "run", resume=False, report=lambda _: None)
     assert [s.kind for s in run.sources] == ["curves", "levels"]
+    assert {e.listener for e in run.sources[0].pool} == {"A", "B", "C", "D"}  # each listener's own curves
     levels = run.sources[1].pool
     assert len(levels) == 5 and all(torch.all(e.va.abs() == 1) for e in levels)
     last = run.train()

@@ -149,7 +149,7 @@ class CurveSet:
             seen[key] = curve.source
         for song, quadrant in self.quadrants.items():
             if song not in self.songs or quadrant not in QUADRANT_SIGNS:
-                raise InputError(f"{self.name}: quadrant {quadrant!r} for song {song!r} (songs need Q1-Q4 and audio)")
+                raise InputError(f"{self.name}: quadrant {quadrant!r} for song {song!r} (a quadrant needs a song of the dataset and a label Q1-Q4)")
 
     def __len__(self) -> int:
         return len(self.curves)

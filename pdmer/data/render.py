@@ -131,7 +131,7 @@ def with_rendered_audio(dataset: CurveSet, renderer: MidiRenderer | None = None,
         except InputError as error:
             warn(f"skipping song {song.id}: {error}")
             failed.append(song.id)
-            del songs[song.id]
         progress and progress(done, len(midi_songs))
     rendered = dataset.replace_songs(songs)
-    return rendered.select(songs=sorted(songs), name=dataset.name) if failed else rendered
+    kept = [song for song in songs if song not in failed]
+    return rendered.select(songs=kept, name=dataset.name) if failed else rendered

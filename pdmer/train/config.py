@@ -174,7 +174,8 @@ class TrainConfig:
         return cls(**values)
 
 
-SOURCE_KEYS = ("data", "weight", "format", "train_split", "val_split")
+SOURCE_KEYS = ("data", "weight", "format", "train_split", "val_split", "curves")
+SOURCE_CURVES = ("mean", "listeners")
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,9 @@ class Source:
     format: str = ""
     train_split: str = "train"
     val_split: str = ""
+    # Plain batches (dmer mode, or a pdmer-mode source without listener tasks) of its songs' mean curves, or of
+    # every listener's own curve (more, noisier examples of what one person hears)
+    curves: str = "mean"
 
     @classmethod
     def parse(cls, entry, run: TrainConfig | None = None) -> Source:
@@ -199,12 +203,15 @@ class Source:
         weight = entry.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
             raise InputError(f"config: source {entry['data']!r} needs weight > 0, got {weight!r}")
-        for key in ("format", "train_split", "val_split"):
+        for key in ("format", "train_split", "val_split", "curves"):
             if not isinstance(entry.get(key, ""), str):
                 raise InputError(f"config: source {entry['data']!r}: {key} must be a string")
+        if entry.get("curves", "mean") not in SOURCE_CURVES:
+            raise InputError(f"config: source {entry['data']!r}: curves must be one of {', '.join(SOURCE_CURVES)}")
         defaults = run or TrainConfig()
         return cls(entry["data"], float(weight), entry.get("format", defaults.format),
-                   entry.get("train_split", defaults.train_split), entry.get("val_split", defaults.val_split))
+                   entry.get("train_split", defaults.train_split), entry.get("val_split", defaults.val_split),
+                   entry.get("curves", "mean"))
 
 
 SECTIONS = {

@@ -144,13 +144,14 @@ class Run:
             pool = train_data.level_examples(train, self.cache, progress=say)
             return SourceData(dataset.name, source.weight, "levels", pool, None, val,
                               train_data.fingerprint(train, []))
-        per_listener = cfg.mode == "pdmer" and cfg.tasks == "listener" and bool(train.listeners)
+        tasks = cfg.mode == "pdmer" and cfg.tasks == "listener" and bool(train.listeners)
+        per_listener = tasks or (source.curves == "listeners" and bool(train.listeners))
         curves = [c for c in train.curves if c.listener != MEAN] if per_listener else train.mean_curves()
         if not curves:
             raise InputError(f"{train.name} has no curves and no song-level quadrants to train on")
         pool = train_data.examples(train, curves, self.cache, progress=say)
         sampler = None
-        if cfg.mode == "pdmer" and (per_listener or cfg.tasks == "random"):
+        if cfg.mode == "pdmer" and (tasks or cfg.tasks == "random"):
             maml = cfg.maml
             sampler = train_data.TaskSampler(pool, kind=cfg.tasks, support=cfg.support if maml else 0,
                                              query=cfg.query + (0 if maml else cfg.support), window=cfg.window)
