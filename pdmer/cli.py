@@ -203,6 +203,8 @@ def evaluate(checkpoints, data, data_format, split, task, support, baseline, tra
 
     song_list = [s.strip() for s in songs.split(",") if s.strip()] if songs else None
     if task in ("real", *REAL_TASKS):
+        if checkpoints and baseline:
+            raise click.UsageError("give CHECKPOINTS or --baseline, not both (the training mean is always beside them)")
         from pdmer.evaluate.real import run_report
 
         report, table = run_report(
