@@ -157,9 +157,9 @@ def quadrant_split(args):
     """The split's clips with quadrants, through pdmer's own loaders (MIDI rendered into pdmer's cache)."""
     from pdmer.data.load import load_dataset
     from pdmer.data.render import MidiRenderer, with_rendered_audio
+    from pdmer.evaluate.real import evaluation_split
 
-    dataset = load_dataset(args.data)
-    part = dataset.split(args.split) if args.split in dataset.splits else dataset
+    part = evaluation_split(load_dataset(args.data), args.split, None)  # the split pdmer eval --task real scores
     if any(s.midi is not None for s in part.songs.values()):
         part = with_rendered_audio(part, MidiRenderer(soundfont=args.soundfont, root=args.cache))
     if not part.quadrants:

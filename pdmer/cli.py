@@ -202,6 +202,7 @@ def evaluate(checkpoints, data, data_format, split, task, support, baseline, tra
     from pdmer.fileio import atomic_path
 
     song_list = [s.strip() for s in songs.split(",") if s.strip()] if songs else None
+    progress = (lambda text: click.echo(f"\r\033[K{text}", nl=False, err=True)) if sys.stderr.isatty() else None
     if task in ("real", *REAL_TASKS):
         if checkpoints and baseline:
             raise click.UsageError("give CHECKPOINTS or --baseline, not both (the training mean is always beside them)")
@@ -212,7 +213,7 @@ def evaluate(checkpoints, data, data_format, split, task, support, baseline, tra
             checkpoints, baseline=baseline, evaluations=REAL_TASKS if task == "real" else (task,), split=split,
             train_split=train_split or "train", songs=song_list, only_with_audio=only_with_audio, seed=seed,
             steps=steps, lr=lr, imagebind=imagebind, soundfont=soundfont, cache_dir=cache_dir, peers=peers,
-            progress=(lambda text: click.echo(f"\r\033[K{text}", nl=False, err=True)) if sys.stderr.isatty() else None)
+            progress=progress)
         full = report
     else:
         if bool(checkpoints) == bool(baseline):
@@ -228,7 +229,6 @@ def evaluate(checkpoints, data, data_format, split, task, support, baseline, tra
         else:  # every checkpoint is checked before the first is scored
             predictors = [model_predictor(path, dataset, cache_dir=cache_dir, imagebind=imagebind, steps=steps, lr=lr)
                           for path in checkpoints]
-        progress = (lambda text: click.echo(f"\r\033[K{text}", nl=False, err=True)) if sys.stderr.isatty() else None
         reports = [run_evaluation(dataset, predictor=predictor, split=split, support=support, seed=seed,
                                   tasks=("dmer", "pdmer") if task == "both" else (task,),
                                   only_with_audio=only_with_audio, needs_audio=not baseline, progress=progress,
@@ -294,16 +294,14 @@ def data_command(folder, data_format, raters, audio_dir, scale, features, soundf
 
     Layouts: DEAM, PMEmo, VGMIDI, 4Q, EMOPIA and pdmer's plain format (detected)."""
     from pdmer.data.load import load_dataset
-
     from pdmer.data.summary import summarise
 
     dataset = load_dataset(folder, data_format, raters=raters, audio_dir=audio_dir, scale=scale)
     summary = summarise(dataset)
     if features:
         from pdmer.data.features import FeatureCache
-        from pdmer.model.encoders import load_global_encoder
-
         from pdmer.data.render import MidiRenderer, with_rendered_audio
+        from pdmer.model.encoders import load_global_encoder
 
         if summary["songs_as_midi"]:
             dataset = with_rendered_audio(dataset, MidiRenderer(soundfont=soundfont, root=cache_dir))

@@ -95,8 +95,8 @@ def curve_from_points(
     return Curve(song, listener, first * STEP_SECONDS, va, source=source)
 
 
-def find_audio(audio_dir: Path, song: str) -> Path | None:
-    for suffix in AUDIO_SUFFIXES:
+def find_audio(audio_dir: Path, song: str, *, suffixes: tuple[str, ...] = AUDIO_SUFFIXES) -> Path | None:
+    for suffix in suffixes:
         path = audio_dir / f"{song}{suffix}"
         if path.is_file():
             return path

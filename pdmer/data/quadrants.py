@@ -18,15 +18,15 @@ EMOPIA (Hung et al. 2021): the label is in the file name, and a song's clips mus
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from pathlib import Path
 
 from pdmer.data.curves import QUADRANT_SIGNS, CurveSet, Song, read_split_file, warn
+from pdmer.data.plain import AUDIO_SUFFIXES, find_audio, read_rows
 from pdmer.errors import InputError
 
-AUDIO_EXTENSIONS = (".ogg", ".mp3", ".wav", ".flac", ".opus")
+AUDIO_EXTENSIONS = (*AUDIO_SUFFIXES, ".opus")
 EMOPIA_NAME = re.compile(r"^(Q[^_]*)_(.+)_(\d+)\.midi?$", re.IGNORECASE)
 
 
@@ -46,14 +46,6 @@ def emopia_dir(root: Path) -> Path | None:
     return None
 
 
-def read_table(path: Path) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(file)]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise InputError(f"cannot read {path}: {error}") from None
-
-
 def checked_quadrant(label: str, *, where: str, problems: list[str]) -> str | None:
     quadrant = label.strip().upper()
     if quadrant in QUADRANT_SIGNS:
@@ -70,20 +62,17 @@ def load_4q(root: str | Path) -> CurveSet:
     audio: dict[str, Path] = {}
     table = root / "annotations.csv"
     if table.is_file():
-        rows = read_table(table)
-        if rows and not {"Song", "Quadrant"} <= set(rows[0]):
-            raise InputError(f"{table}: expected the columns Song,Quadrant, found {','.join(rows[0])}")
         folder = root / "audio"
-        for line, row in enumerate(rows, start=2):
+        for line, row in read_rows(table, ("Song", "Quadrant")):
+            song = row["Song"].strip()
             quadrant = checked_quadrant(row["Quadrant"], where=f"{table.name}:{line}", problems=problems)
             if quadrant is None:
                 continue
-            found = [folder / f"{row['Song']}{ext}" for ext in AUDIO_EXTENSIONS
-                     if (folder / f"{row['Song']}{ext}").is_file()]
-            if not found:
-                problems.append(f"{table.name}:{line}: no audio for {row['Song']} in {folder}; skipped")
+            found = find_audio(folder, song, suffixes=AUDIO_EXTENSIONS)
+            if found is None:
+                problems.append(f"{table.name}:{line}: no audio for {song} in {folder}; skipped")
                 continue
-            labels[row["Song"]], audio[row["Song"]] = quadrant, found[0]
+            labels[song], audio[song] = quadrant, found
     elif all((root / q).is_dir() for q in QUADRANT_SIGNS):  # the original release: one folder per quadrant
         for quadrant in QUADRANT_SIGNS:
             for path in sorted((root / quadrant).iterdir()):
@@ -93,7 +82,8 @@ def load_4q(root: str | Path) -> CurveSet:
         raise InputError(f"{root} is not a 4Q folder: expected annotations.csv and audio/, or Q1/ ... Q4/")
     if not labels:
         raise InputError(f"{root}: no clip with a Q1-Q4 label and audio")
-    metadata = {row.get("Song", ""): row for row in read_table(root / "metadata.csv")} \
+    metadata = {row["Song"].strip(): {key: (value or "").strip() for key, value in row.items()}
+                for _, row in read_rows(root / "metadata.csv", ("Song",), lenient_text=True)} \
         if (root / "metadata.csv").is_file() else {}
     songs = {song: Song(song, audio[song], info=metadata.get(song, {})) for song in sorted(labels)}
     for problem in problems:

@@ -11,6 +11,7 @@ Setup (Debian): ``apt-get install fluidsynth fluid-soundfont-gm`` (FluidR3_GM.sf
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pdmer.data.curves import CurveSet, Song, warn
+from pdmer.data.curves import CurveSet, warn
 from pdmer.errors import InputError
 from pdmer.fileio import atomic_path, file_sha256
 
@@ -126,8 +127,7 @@ def with_rendered_audio(dataset: CurveSet, renderer: MidiRenderer | None = None,
     songs, failed = dict(dataset.songs), []
     for done, song in enumerate(midi_songs, start=1):
         try:
-            songs[song.id] = Song(song.id, renderer.render(song.midi, song.seconds), song.midi, song.seconds,
-                                  song.info)
+            songs[song.id] = dataclasses.replace(song, audio=renderer.render(song.midi, song.seconds))
         except InputError as error:
             warn(f"skipping song {song.id}: {error}")
             failed.append(song.id)

@@ -86,13 +86,14 @@ class ModelPredictor:
 
     def predict(self, curve: Curve) -> np.ndarray:
         mel, global_feat, _ = self.features(curve)
-        va = predict_song(self.model, mel, global_feat, weights=self.weights, windows=self.windows)
-        return va.numpy()
+        return self.run(mel, global_feat)
 
     def predict_song(self, song: str) -> np.ndarray:
         features = self.cache.song(self.dataset.songs[song].audio)
-        return predict_song(self.model, features.log_mel, features.global_feat, weights=self.weights,
-                            windows=self.windows).numpy()
+        return self.run(features.log_mel, features.global_feat)
+
+    def run(self, mel: torch.Tensor, global_feat: torch.Tensor) -> np.ndarray:
+        return predict_song(self.model, mel, global_feat, weights=self.weights, windows=self.windows).numpy()
 
     def personalize(self, support: list[Curve]) -> ModelPredictor:
         with torch.enable_grad():

@@ -19,6 +19,7 @@ import numpy as np
 from pdmer.data.curves import QUADRANT_SIGNS, CurveSet, quadrant_of, warn
 from pdmer.errors import InputError
 from pdmer.evaluate.predictors import Predictor
+from pdmer.evaluate.report import number
 from pdmer.evaluate.tasks import mean_scores, score_curve, traditional
 from pdmer.metrics import auc, bootstrap_interval
 
@@ -139,7 +140,8 @@ def training_mean(dataset: CurveSet, part: CurveSet, train_split: str):
 def fmt(value: float, sign: bool = False) -> str:
     if value != value:  # NaN: the split lacks one of the classes
         return "-"
-    return f"{round(value, 3) + 0.0:+.3f}" if sign else f"{round(value, 3) + 0.0:.3f}"
+    text = number(value)
+    return f"+{text}" if sign and not text.startswith("-") else text
 
 
 def markdown(report: dict) -> str:
@@ -222,9 +224,9 @@ def run_report(datasets: list[CurveSet], checkpoints, *, baseline: str | None = 
         predictors = [] if baseline else [
             model_predictor(path, part, cache_dir=cache_dir, imagebind=imagebind, steps=steps, lr=lr)
             for path in checkpoints]
+        if predictors:
+            part.require_audio()
         for predictor in predictors + [mean]:
-            if predictors:
-                part.require_audio()
             started = time.perf_counter()
             results = run(part, predictor, evaluations=evaluations, seed=seed, progress=progress)
             report["results"].append({"model": predictor.name, "data": part.name, "evaluations": results,
