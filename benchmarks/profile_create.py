@@ -33,7 +33,9 @@ def main() -> None:
     import pdmer.profiles
     from pdmer.audio import load_audio
     from pdmer.export.predict import load_deployed, predict_file
+    from pdmer.data.features import inputs_metadata
     from pdmer.model.checkpoint import save_model
+    from pdmer.model.encoders import load_global_encoder
     from pdmer.model.registry import build_model
 
     work = Path(tempfile.mkdtemp(prefix="pdmer-profile-bench-"))
@@ -42,7 +44,7 @@ def main() -> None:
     if base is None:
         torch.manual_seed(0)
         base = save_model(build_model("dsaml", "small", global_dim=200), work / "base.safetensors",
-                          metadata={"global_encoder": json.dumps({"name": "musicnn", "options": {}})})
+                          metadata=inputs_metadata(load_global_encoder("musicnn")))
     waveform, rate = load_audio(args.audio)
     song = work / "song.wav"
     soundfile.write(str(song), waveform[: int(args.seconds * rate)], rate)

@@ -80,12 +80,14 @@ class Receiver:
 def default_model(folder: Path) -> Path:
     import torch
 
+    from pdmer.data.features import inputs_metadata
     from pdmer.model.checkpoint import save_model
+    from pdmer.model.encoders import load_global_encoder
     from pdmer.model.registry import build_model
 
     torch.manual_seed(0)
     return save_model(build_model("dsaml", "small", global_dim=200), folder / "model.safetensors",
-                      metadata={"global_encoder": json.dumps({"name": "musicnn", "options": {}})})
+                      metadata=inputs_metadata(load_global_encoder("musicnn")))
 
 
 def stream_command(model: Path, port: int, *args) -> list[str]:

@@ -140,11 +140,14 @@ def embed(audio, encoder, imagebind, window, features, output) -> None:
 @click.option("--output", type=click.Path(dir_okay=False), help="Default: the package's own pdmer/assets file.")
 @user_errors
 def convert_musicnn(wheel: str, output: str | None) -> None:
-    """Convert MSD_musicnn's TF checkpoint inside the musicnn wheel to safetensors (no TensorFlow needed)."""
-    from pdmer.convert.musicnn import convert_wheel
+    """Convert MSD_musicnn's TF checkpoint inside the musicnn wheel to safetensors (no TensorFlow needed), and write
+    its ONNX graph beside it (the global encoder's CPU runtime)."""
+    from pdmer.convert.musicnn import convert_wheel, write_onnx
     from pdmer.model.musicnn import WEIGHTS
 
-    click.echo(f"wrote {convert_wheel(wheel, output or WEIGHTS)}")
+    weights = convert_wheel(wheel, output or WEIGHTS)
+    click.echo(f"wrote {weights}")
+    click.echo(f"wrote {write_onnx(weights, weights.with_suffix('.onnx'))}")
 
 
 DATASET_FORMATS = ("deam", "emomusic", "pmemo", "vgmidi", "4q", "emopia", "plain")  # pdmer.data.load.FORMATS

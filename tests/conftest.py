@@ -10,6 +10,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
+def musicnn_inputs() -> dict[str, str]:
+    """Checkpoint metadata recording today's default global encoder (musicnn on grid patches) and windows."""
+    import json
+    from dataclasses import asdict
+
+    from pdmer.data.features import GlobalWindows
+    from pdmer.model.encoders import MusicnnEncoderConfig
+
+    return {"global_encoder": json.dumps({"name": "musicnn", "options": asdict(MusicnnEncoderConfig())}),
+            "global_windows": json.dumps(asdict(GlobalWindows()))}
+
+
+MUSICNN_INPUTS = musicnn_inputs()
+
+
 def shared_path(*parts: str) -> Path:
     """Path under ../shared, or skip the test: a user's clone has no ../shared beside it."""
     path = SHARED.joinpath(*parts)

@@ -19,9 +19,9 @@ from pdmer.model.checkpoint import save_model
 from pdmer.model.inference import predict_song
 from pdmer.model.registry import build_model
 
-from conftest import shared_path
+from conftest import MUSICNN_INPUTS, shared_path
 
-MUSICNN = json.dumps({"name": "musicnn", "options": {}})
+MUSICNN = MUSICNN_INPUTS["global_encoder"]
 
 
 def trained_like(model):

@@ -17,6 +17,8 @@ import torch
 from pdmer.model.checkpoint import load_model, save_model, weights_hash
 from pdmer.model.registry import build_model
 
+from conftest import MUSICNN_INPUTS
+
 RATE = 22050
 SECONDS = 12.0
 ADAPTATION = json.dumps({"steps": 3, "lr": 0.05, "train_mode": True, "window": 60, "params": "head"})
@@ -35,8 +37,7 @@ def files(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model("dsaml", "small", global_dim=200)
     base = save_model(model, root / "base.safetensors",
-                      metadata={"global_encoder": json.dumps({"name": "musicnn", "options": {}}),
-                                "adaptation": ADAPTATION})
+                      metadata={**MUSICNN_INPUTS, "adaptation": ADAPTATION})
     other = save_model(build_model("dsaml", "small", global_dim=200), root / "other.safetensors")
     t = np.arange(int(SECONDS * RATE)) / RATE
     song = root / "song.wav"

@@ -15,6 +15,8 @@ from pdmer.errors import InputError
 from pdmer.model.checkpoint import save_model
 from pdmer.model.registry import build_model
 
+from conftest import MUSICNN_INPUTS
+
 from test_osc import MESSAGES_PER_FRAME, free_udp_port, oscdump  # noqa: F401  (the fixture)
 
 RATE = 22050
@@ -33,7 +35,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("stream")
     torch.manual_seed(0)
     model = save_model(build_model("dsaml", "small", global_dim=200), root / "model.safetensors",
-                       metadata={"global_encoder": json.dumps({"name": "musicnn", "options": {}})})
+                       metadata=MUSICNN_INPUTS)
     music = root / "music.wav"
     soundfile.write(str(music), song(12.0), RATE)
     gap = root / "gap.wav"
@@ -86,7 +88,9 @@ def test_memory_is_bounded(setup):
     size = engine.audio.size
     for _ in range(3):
         engine.push(song(40.0))
-    assert engine.audio.size == size and len(engine.local) <= 59 and len(engine.globals) <= 60
+    grid = engine.grids[0]
+    assert engine.audio.size == size and len(grid.local) <= 59 and len(grid.globals) <= 60
+    assert len(engine.patches.vectors) <= 11  # the patches of one 30 s window (and the newest), not of the stream
     assert len(engine.vectors) <= 1 and len(engine.pending) <= 2
     engine.close()
 
@@ -216,14 +220,25 @@ class CountingEncoder:
         return self.encoder.embed(audio, rate)
 
 
-@pytest.mark.parametrize("every, calls", [(None, 5), (2, 12)])
+@pytest.mark.parametrize("every, calls", [(None, 4), (2, 12)])
 def test_global_refresh_period_is_configurable(setup, every, calls):
     import dataclasses
 
     counting = CountingEncoder(setup["deployed"].encoder)
     deployed = dataclasses.replace(setup["deployed"], encoder=counting)
     frames = run_engine(deployed, song(12.0), 2205, global_every=every)
-    assert len(frames) == 24 and counting.calls == calls  # 24 steps: anchors every 5 (the model's) or 2 steps
+    assert len(frames) == 24 and counting.calls == calls  # 24 steps: anchors every 6 (the model's) or 2 steps
+
+
+def test_each_refresh_encodes_one_new_patch(setup):
+    """Trailing windows every 3 s share their 3 s patches: 4 refreshes of a 12 s stream encode 4 patches, where
+    encoding each window from scratch would encode 1 + 1 + 2 + 3."""
+    from pdmer.streamer.engine import Engine
+
+    engine = Engine(setup["deployed"], RATE)
+    assert len(engine.push(song(12.0))) == 24
+    engine.close()
+    assert engine.patches.encoded == 4
 
 
 def test_a_model_trained_on_centred_windows_streams_trailing_ones_with_a_warning(setup):

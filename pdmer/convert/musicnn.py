@@ -104,3 +104,46 @@ def convert_wheel(wheel: str | Path, output: str | Path) -> Path:
         with atomic_path(output.parent / "LICENSE-musicnn.md") as temporary:
             temporary.write_text(licence)
     return output
+
+
+class _AllFeatures(torch.nn.Module):
+    """Musicnn with its per-patch feature outputs as a tuple (in ONNX_OUTPUTS order), for the exporter."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, mel: torch.Tensor):
+        out = self.model(mel)
+        return tuple(out[name] for name in ONNX_OUTPUTS)
+
+
+def write_onnx(weights: str | Path, output: str | Path) -> Path:
+    """``musicnn_msd.onnx``: the eval-mode network of ``weights`` for onnxruntime (about 2x faster than torch eager
+    on CPU). Its metadata records the SHA-256 of the safetensors it was made from, so a stale file is detected."""
+    import io
+    import warnings
+
+    import onnx
+    from safetensors.torch import load_file
+
+    from pdmer.fileio import file_sha256
+    from pdmer.model.musicnn import N_MELS, PATCH_FRAMES, Musicnn
+
+    model = Musicnn()
+    model.load_state_dict(load_file(str(weights)), strict=True)
+    graph = _AllFeatures(model.eval().requires_grad_(False)).eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about the Python-side shape check in forward
+        torch.onnx.export(graph, (torch.zeros(2, PATCH_FRAMES, N_MELS),), buffer, dynamo=False, opset_version=17,
+                          input_names=["mel"], output_names=list(ONNX_OUTPUTS), dynamic_axes={"mel": {0: "patches"}})
+    proto = onnx.load_from_string(buffer.getvalue())
+    proto.metadata_props.add(key="weights_sha256", value=file_sha256(weights))
+    proto.metadata_props.add(key="licence", value="ISC (musicnn by Jordi Pons and Xavier Serra)")
+    with atomic_path(output) as temporary:
+        onnx.save(proto, str(temporary))
+    return Path(output)
+
+
+ONNX_OUTPUTS = ("penultimate", "mean_pool", "max_pool", "taggram")  # pdmer.model.encoders.FEATURE_DIMS

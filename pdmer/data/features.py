@@ -27,10 +27,11 @@ from pdmer.audio import load_audio
 from pdmer.data.curves import STEP_SECONDS, Curve, warn
 from pdmer.errors import InputError
 from pdmer.fileio import atomic_path, file_sha256
-from pdmer.model.encoders import GlobalEncoder, load_global_encoder
+from pdmer.model.encoders import GlobalEncoder, embed_each, load_global_encoder
 from pdmer.model.preprocess import LogMelSlicer, MelConfig
 
 PLACEMENTS = ("trailing", "centred")
+LEGACY_WINDOWS = {"placement": "trailing", "seconds": 30.0, "refresh_steps": 5}  # models saved before pdmer recorded them
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,13 @@ class GlobalWindows:
     - "trailing": the ``seconds`` before the end of the step's slice (causal: what the live stream can see);
     - "centred": ``seconds`` centred on the slice, as the authors' test path (it looks ``seconds / 2`` ahead).
     The vector is refreshed every ``refresh_steps`` steps and held in between, as the stream refreshes it off its
-    hot path; 1 recomputes it at every step.
+    hot path; 1 recomputes it at every step. Every 6 steps (3 s, one musicnn patch): consecutive windows then share
+    all their 3 s patches but the newest (pdmer.model.patches), so each refresh encodes one patch.
     """
 
     placement: str = "trailing"
     seconds: float = 30.0  # authors' PDMERModel global_context_length=30
-    refresh_steps: int = 5  # 2.5 s
+    refresh_steps: int = 6  # 3 s: musicnn's patch (pdmer 0.1 used 5, which models trained then record)
 
     def __post_init__(self) -> None:
         if self.placement not in PLACEMENTS:
@@ -82,30 +84,43 @@ class SongFeatures:
 
 
 def recorded_inputs(context: dict[str, str], global_dim: int, *, source: str, imagebind=None,
-                    device="cpu") -> tuple[GlobalEncoder, GlobalWindows]:
+                    device="cpu", threads: int | None = None) -> tuple[GlobalEncoder, GlobalWindows]:
     """The global encoder and windows a model was trained with, as its metadata records them (a checkpoint's
-    ``deployment_metadata``, an export's metadata_props); the encoder's size is checked against the model's."""
+    ``deployment_metadata``, an export's metadata_props); the encoder's size is checked against the model's.
+    Windows recorded without a refresh period are pdmer 0.1's (every 5 steps)."""
     spec = json.loads(context["global_encoder"])
-    encoder = load_global_encoder(spec["name"], imagebind_checkpoint=imagebind, device=device, **spec["options"])
+    options = dict(spec["options"])
+    if spec["name"] == "musicnn":
+        options.setdefault("patches", "spread")  # recorded before "grid" existed: what it was trained with
+    if spec["name"] == "musicnn":
+        options["threads"] = threads
+    encoder = load_global_encoder(spec["name"], imagebind_checkpoint=imagebind, device=device, **options)
     if encoder.dim != global_dim:
         raise InputError(f"{source} expects {global_dim}-d global vectors; its {encoder.name} encoder gives "
                          f"{encoder.dim}-d: use the encoder it was trained with")
-    windows = GlobalWindows(**json.loads(context["global_windows"])) if "global_windows" in context else GlobalWindows()
+    recorded = json.loads(context["global_windows"]) if "global_windows" in context else {}
+    windows = GlobalWindows(**{**LEGACY_WINDOWS, **recorded})
     return encoder, windows
+
+
+def inputs_metadata(encoder: GlobalEncoder, windows: GlobalWindows = GlobalWindows()) -> dict[str, str]:
+    """The checkpoint metadata that records which global encoder and windows feed a model (what training writes,
+    and :func:`recorded_inputs` reads back)."""
+    return {"global_encoder": json.dumps(encoder.spec), "global_windows": json.dumps(asdict(windows))}
 
 
 def global_vectors(encoder: GlobalEncoder, windows: GlobalWindows, waveform, rate: int, steps: int,
                    progress=None) -> torch.Tensor:
-    """[steps, G]: each distinct window embedded once, then spread over the steps that use it.
-    ``progress(done, total)`` is called after each encoder pass (the slow part on long songs)."""
+    """[steps, G]: each distinct window embedded once (sharing the patches windows have in common), then spread
+    over the steps that use it. ``progress(done, total)`` is called after each encoder pass (the slow part)."""
     duration = len(waveform) / rate
     spans = [windows.window(step, duration) for step in range(steps)]
     distinct = list(dict.fromkeys(spans))
-    vectors = {}
-    for done, span in enumerate(distinct):
-        vectors[span] = encoder.embed(waveform, rate, window=span)
-        if progress:
-            progress(done + 1, len(distinct))
+    if hasattr(encoder, "embed_windows"):
+        embedded = encoder.embed_windows(waveform, rate, distinct, progress)
+    else:  # an encoder of the caller's own, with embed alone
+        embedded = embed_each(encoder, waveform, rate, distinct, progress)
+    vectors = dict(zip(distinct, embedded))
     return torch.stack([vectors[span] for span in spans]).float()
 
 

@@ -33,15 +33,18 @@ def _export(checkpoint, output) -> None:
 
 
 @click.command("predict")
-@click.argument("audio", type=click.Path(dir_okay=False))
+@click.argument("audio", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="A .onnx export (pdmer export) or a .safetensors checkpoint (exported in memory); default: the "
                    "embedded default model.")
 @click.option("--profile", "profile_names", multiple=True,
               help="A listener profile (pdmer profile list); checked against --model. Repeat it to plot several "
                    "listeners' curves on one --plot.")
+@click.option("--out-dir", type=click.Path(file_okay=False),
+              help="Write one DIR/<song>.csv per AUDIO file (.json with --json); needed for several files.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write time_s,valence,arousal rows here.")
-@click.option("--json", "as_json", is_flag=True, help="Print the curve as JSON instead of CSV.")
+@click.option("--json", "as_json", is_flag=True, help="Print the curve as JSON instead of CSV (with --out-dir: write "
+              ".json files).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Write a PNG: valence and arousal over time (one line per --profile) over the song's loudness.")
 @click.option("--truth", "truth_path", type=click.Path(dir_okay=False),
@@ -55,34 +58,39 @@ def predict(audio, **options) -> None:
     """The V-A curve of a whole song, one row per 0.5 s (time_s is the start of each step), on the ONNX runtime.
 
     Global vectors use the windows the model was trained with (by default trailing 30 s: causal, as the live stream),
-    and 60-step windows slide over the song as in evaluation. Without --csv or --json the CSV goes to stdout; with
-    several --profile, only the plot is written."""
+    and 60-step windows slide over the song as in evaluation. Without --csv, --json or --out-dir the CSV goes to
+    stdout; with several --profile, only the plot is written. Several AUDIO files run in one process (the model
+    loads once) into --out-dir: a file that fails is reported by name, the others still get their curves, and the
+    exit code is 2 if any failed."""
     from pdmer.cli import user_errors
 
     several = len(options["profile_names"]) > 1
-    if several and (options["csv_path"] or options["as_json"]):
-        raise click.UsageError("--csv and --json write one curve: give one --profile (run predict once per profile), "
-                               "or use --plot to see several")
+    if several and (options["csv_path"] or options["as_json"] or options["out_dir"]):
+        raise click.UsageError("--csv, --json and --out-dir write one curve per song: give one --profile (run "
+                               "predict once per profile), or use --plot to see several")
     if several and not options["plot_path"]:
         raise click.UsageError("several --profile are for one plot: add --plot out.png")
     if options["truth_path"] and not options["plot_path"]:
         raise click.UsageError("--truth is drawn on the plot: add --plot out.png")
-    user_errors(_predict)(audio, **options)
+    if len(audio) > 1 and not options["out_dir"]:
+        raise click.UsageError(f"{len(audio)} audio files: add --out-dir DIR for their curves (one file per song)")
+    if options["out_dir"] and (options["csv_path"] or options["plot_path"]):
+        raise click.UsageError("--out-dir writes each song's curve itself: leave out --csv and --plot")
+    if options["out_dir"]:
+        user_errors(_predict_many)(audio, **options)
+    else:
+        user_errors(_predict)(audio[0], **options)
 
 
-def _predict(audio, model_path, profile_names, csv_path, as_json, plot_path, truth_path, truth_scale, device,
-             imagebind) -> None:
-    from pdmer.export.predict import load_deployed, predict_each
-    from pdmer.fileio import atomic_path
+def load_deployments(model_path, profile_names, device, imagebind):
+    from pdmer.export.predict import load_deployed
 
-    truth = None
-    if truth_path:  # read first: a bad curve fails before minutes of prediction
-        from pdmer.profiles.curve import read_curve
+    return [load_deployed(model_path, profile=name, device=device, imagebind=imagebind)
+            for name in profile_names or [None]]
 
-        times, values = read_curve(truth_path, scale=truth_scale)
-        truth = (times, values, f"ground truth ({Path(truth_path).name})")
-    deployments = [load_deployed(model_path, profile=name, device=device, imagebind=imagebind)
-                   for name in profile_names or [None]]
+
+def song_progress(audio):
+    """A progress bar for one song's global features, on a terminal and for songs long enough to need one."""
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -91,12 +99,27 @@ def _predict(audio, model_path, profile_names, csv_path, as_json, plot_path, tru
             return
         if bar is None:
             bar = click.progressbar(length=total, label=f"{Path(audio).name}: global features", file=sys.stderr)
-        bar.update(1)
+        bar.update(done - bar.pos)
         if done == total:
             bar.render_finish()
             bar = None
 
-    predictions, waveform, rate = predict_each(deployments, audio, progress=progress)
+    return progress
+
+
+def _predict(audio, model_path, profile_names, out_dir, csv_path, as_json, plot_path, truth_path, truth_scale,
+             device, imagebind) -> None:
+    from pdmer.export.predict import predict_each
+    from pdmer.fileio import atomic_path
+
+    truth = None
+    if truth_path:  # read first: a bad curve fails before minutes of prediction
+        from pdmer.profiles.curve import read_curve
+
+        times, values = read_curve(truth_path, scale=truth_scale)
+        truth = (times, values, f"ground truth ({Path(truth_path).name})")
+    deployments = load_deployments(model_path, profile_names, device, imagebind)
+    predictions, waveform, rate = predict_each(deployments, audio, progress=song_progress(audio))
     prediction = predictions[0]
     if csv_path:
         with atomic_path(csv_path) as temporary:
@@ -112,3 +135,49 @@ def _predict(audio, model_path, profile_names, csv_path, as_json, plot_path, tru
         click.echo(prediction.to_json())
     elif not csv_path and len(predictions) == 1:
         click.echo(prediction.to_csv(), nl=False)
+
+
+def _predict_many(audio, model_path, profile_names, out_dir, csv_path, as_json, plot_path, truth_path,
+                  truth_scale, device, imagebind) -> None:
+    """Each file's curve into ``out_dir``; a file that fails is named and skipped, and the others go on."""
+    from pdmer.errors import InputError, PdmerError
+    from pdmer.export.predict import predict_each
+    from pdmer.fileio import atomic_path
+
+    suffix = ".json" if as_json else ".csv"
+    out_dir = Path(out_dir)
+    targets = {}
+    for path in audio:  # two songs that would write one file: refused before any work
+        target = out_dir / (Path(path).stem + suffix)
+        if target in targets.values():
+            other = next(p for p, t in targets.items() if t == target)
+            raise InputError(f"{other} and {path} would both write {target}: rename one, or predict them into "
+                             "different --out-dir folders")
+        targets[path] = target
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create the output folder {out_dir}: {error.strerror}") from None
+    deployed = load_deployments(model_path, profile_names, device, imagebind)
+    failed = []
+    bar = click.progressbar(audio, label="pdmer predict", file=sys.stderr, item_show_func=lambda p: p and Path(p).name,
+                            show_pos=True) if sys.stderr.isatty() and len(audio) > 1 else None
+    for path in bar or audio:
+        try:
+            prediction = predict_each(deployed, path)[0][0]
+        except PdmerError as error:
+            failed.append(path)
+            named = str(error) if str(path) in str(error) else f"{path}: {error}"
+            click.echo(f"{chr(10) if bar else ''}pdmer: error: {named}", err=True)
+            continue
+        with atomic_path(targets[path]) as temporary:
+            temporary.write_text(prediction.to_json() + "\n" if as_json else prediction.to_csv())
+        if bar is None:
+            click.echo(f"wrote {targets[path]}: {len(prediction.times)} steps of 0.5 s", err=True)
+    if bar is not None:
+        bar.render_finish()
+    done = len(audio) - len(failed)
+    click.echo(f"pdmer predict: {done} of {len(audio)} files -> {out_dir}"
+               + (f"; failed: {', '.join(map(str, failed))}" if failed else ""), err=True)
+    if failed:
+        sys.exit(2)

@@ -37,10 +37,12 @@ class Deployed:
 
 
 def load_deployed(path: str | Path | None, *, profile: str | None = None, device: str = "auto",
-                  imagebind: str | None = None, threads: int | None = None) -> Deployed:
+                  imagebind: str | None = None, threads: int | None = None,
+                  encoder_threads: int | None = None) -> Deployed:
     """A model from a .onnx export, or from a .safetensors checkpoint exported (and checked) in memory; with a
     ``profile``, that listener's adapted export, after checking it was made from this base model. Without either,
-    the embedded default model."""
+    the embedded default model. ``threads``: the model's onnxruntime threads; ``encoder_threads``: the global
+    encoder's (None: every core)."""
     from pdmer.data.features import recorded_inputs
     from pdmer.evaluate.run import checkpoint_name
     from pdmer.export.graph import to_onnx
@@ -68,7 +70,7 @@ def load_deployed(path: str | Path | None, *, profile: str | None = None, device
     if "global_encoder" not in onnx.metadata:
         raise InputError(f"{onnx.source} does not record its global encoder: export it again with pdmer export")
     encoder, windows = recorded_inputs(onnx.metadata, onnx.global_dim, source=onnx.source, imagebind=imagebind,
-                                       device="cuda" if onnx.device == "cuda" else "cpu")
+                                       device="cuda" if onnx.device == "cuda" else "cpu", threads=encoder_threads)
     return Deployed(onnx, encoder, windows, name, chosen.name if chosen else "default")
 
 

@@ -85,17 +85,16 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 # What a deployed model needs besides its weights, as recorded by training (metadata keys, JSON values).
 DEPLOYMENT_KEYS = ("global_encoder", "global_windows", "adaptation")
-DEFAULT_GLOBAL_ENCODER = {"name": "musicnn", "options": {}}  # checkpoints written before training recorded it
+# Checkpoints written before training recorded their encoder were trained on pdmer 0.1's spread patches.
+DEFAULT_GLOBAL_ENCODER = {"name": "musicnn", "options": {"patches": "spread"}}
 
 
 def deployment_metadata(path: str | Path) -> dict[str, str]:
     """The checkpoint's global encoder and windows (defaults where it predates them) and adaptation, if recorded."""
-    import dataclasses
-
-    from pdmer.data.features import GlobalWindows
+    from pdmer.data.features import LEGACY_WINDOWS
 
     metadata = read_metadata(path)
     context = {key: metadata[key] for key in DEPLOYMENT_KEYS if key in metadata}
     context.setdefault("global_encoder", json.dumps(DEFAULT_GLOBAL_ENCODER))
-    context.setdefault("global_windows", json.dumps(dataclasses.asdict(GlobalWindows())))
+    context.setdefault("global_windows", json.dumps(LEGACY_WINDOWS))
     return context

@@ -27,6 +27,7 @@ N_FFT = 512
 HOP = 256
 N_MELS = 96
 WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "musicnn_msd.safetensors"  # `pdmer convert-musicnn`
+ONNX = WEIGHTS.with_suffix(".onnx")  # the same network for onnxruntime, written by `pdmer convert-musicnn` too
 PATCH_FRAMES = 187  # librosa.time_to_frames(3 s) + 1: the 3 s patches the model was trained on
 TF_BN_EPS = 1e-3
 MSD_TAGS = (
@@ -165,3 +166,32 @@ class MusicnnLogMel(nn.Module):
                 f"audio is {wave.numel() / SAMPLE_RATE:.4f} s long; musicnn needs at least {N_FFT / SAMPLE_RATE} s"
             )
         return torch.log10(10000.0 * self.mel(wave) + 1.0).T  # (frames, 96)
+
+
+class MusicnnOnnx:
+    """``MusicnnOnnx()(mel [P, 187, 96], "penultimate")`` -> [P, dim] numpy: the network on onnxruntime.
+
+    Refuses a graph made from other weights than :data:`WEIGHTS` (its metadata records their SHA-256)."""
+
+    def __init__(self, path: Path = ONNX, *, threads: int | None = None):
+        import onnxruntime as ort
+
+        from pdmer.errors import CheckpointError
+        from pdmer.fileio import file_sha256
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # No spin-waiting: in a stream the encoder shares the cores with the hop path between its calls.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        recorded = self.session.get_modelmeta().custom_metadata_map.get("weights_sha256")
+        if recorded != file_sha256(WEIGHTS):
+            raise CheckpointError(f"{path} was not made from {WEIGHTS.name}: write it again with "
+                                  "pdmer convert-musicnn (or use runtime='torch')")
+        self.outputs = [output.name for output in self.session.get_outputs()]
+
+    def __call__(self, mel, features: str):
+        return self.session.run([features], {"mel": mel.astype("float32", copy=False)})[0]

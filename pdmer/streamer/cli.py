@@ -7,6 +7,7 @@ import json
 import math
 import signal
 import sys
+import time
 
 import click
 
@@ -45,8 +46,11 @@ DEFAULT_TARGET = "127.0.0.1:9000"  # pdmer.streamer.osc.DEFAULT_TARGET
 @click.option("--out-rate", type=click.FloatRange(0, 200), default=0.0, show_default=True,
               help="Send values at this rate in Hz, interpolated between frames (0: the frames' 2 Hz); the "
                    "interpolated output runs one hop (0.5 s) behind.")
+@click.option("--hop", type=click.Choice(["0.1", "0.25", "0.5"]), default="0.5", show_default=True,
+              help="Seconds between frames. Under 0.5: 0.5 s slices on interleaved grids, each frame from the newest "
+                   "complete slice, so changes reach OSC sooner, for 0.5/hop times the model's compute.")
 @click.option("--global-every", type=click.FloatRange(0.5, 30), help="Refresh the global (30 s) vector every this "
-              "many seconds, a multiple of 0.5 (default: the model's training period, 2.5 s).")
+              "many seconds, a multiple of 0.5 (default: the model's training period, 3 s for the default model).")
 @click.option("--view", "view_address", is_flag=False, flag_value="127.0.0.1:8765", metavar="[HOST:PORT]",
               help="Serve a live view (a web page) on HOST:PORT (default 127.0.0.1:8765); open it in a browser.")
 @click.option("--stats-json", type=click.Path(dir_okay=False), help="Write the run's statistics here at exit.")
@@ -97,7 +101,8 @@ def open_source(source, fast, device, rate, channels, sample_format):
 
 
 def run(model_path, profile_name, source, fast, device, rate, channels, sample_format, start_at_sound, targets,
-        osc_prefix, only, bundle, lookahead, smooth, out_rate, global_every, view_address, stats_json, quiet) -> None:
+        osc_prefix, only, bundle, lookahead, smooth, out_rate, hop, global_every, view_address, stats_json,
+        quiet) -> None:
     import numpy as np
 
     from pdmer.errors import PdmerError
@@ -116,8 +121,10 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
         if view is not None:
             view.point(point.time_s, point.valence, point.arousal)
 
-    shaper = Shaper(send, smooth=smooth, out_rate=out_rate, paced=not fast)
-    deployed = load_deployed(model_path, profile=profile_name, threads=2)
+    hop = float(hop)
+    shaper = Shaper(send, smooth=smooth, out_rate=out_rate, paced=not fast, hop_s=hop)
+    # The encoder refreshes on one thread, between the hops: the hop path keeps the other core to itself.
+    deployed = load_deployed(model_path, profile=profile_name, threads=2, encoder_threads=1)
     audio, note = open_source(source, fast, device, rate, channels, sample_format)
     if note:
         click.echo(f"pdmer-stream: {note}", err=True)
@@ -127,7 +134,7 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
         view = LiveView(view_address, profile=deployed.profile, model=deployed.name, source=audio.name,
                         osc=[str(t) for t in out.targets])
         click.echo(f"pdmer-stream: live view at {view.url}", err=True)
-    engine = Engine(deployed, audio.rate, lookahead=lookahead, start_at_sound=start_at_sound,
+    engine = Engine(deployed, audio.rate, lookahead=lookahead, start_at_sound=start_at_sound, hop=hop,
                     global_every=None if global_every is None else round(global_every * 2))
     click.echo(f"pdmer-stream: {audio.name} at {audio.rate} Hz -> OSC {', '.join(map(str, out.targets))} "
                f"({osc_prefix}), profile {deployed.profile}", err=True)
@@ -135,9 +142,12 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
     compute, frames, silent, last_status, failure = [], 0, 0, -1.0, None
+    cpu_from = None  # (process CPU time, stream time) at the first frame: start-up is not the stream's running cost
     try:
         for chunk in audio.chunks(lambda: bool(stopping)):
             for frame in engine.push(chunk):
+                if cpu_from is None:
+                    cpu_from = (time.process_time(), engine.processed_s)
                 compute.append(frame.compute_ms)
                 if view is not None:
                     view.hop(frame.time_s, frame.level_db, frame.compute_ms, frame.silent)
@@ -165,15 +175,17 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
     finally:
         engine.close()
         shaper.close()
-        out.status("stopped", engine.step * 0.5, audio.overruns)
+        out.status("stopped", engine.processed_s, audio.overruns)
         out.close()
         if view is not None:
             view.status("stopped")
             view.close()
     if not quiet:
         click.echo("", err=True)
+    streamed_s = engine.processed_s - cpu_from[1] if cpu_from else 0.0
     stats = {
-        "source": audio.name, "rate": audio.rate, "profile": deployed.profile, "model": deployed.name, "steps": engine.step,
+        "source": audio.name, "rate": audio.rate, "profile": deployed.profile, "model": deployed.name,
+        "hop_s": engine.hop_s, "steps": engine.step,
         "frames_sent": frames, "osc_messages_sent": out.sent, "silent_steps": silent, "osc_send_errors": out.send_errors,
         "overruns": audio.overruns, "skipped_before_sound_s": engine.skipped / audio.rate,
         "stopped_by": stopping[0] if stopping else "end of source",
@@ -181,6 +193,8 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
         "first_hop_ms": compute[0] if compute else math.nan,
         "hop_compute_ms": {name: float(np.percentile(compute[1:], q)) if compute[1:] else math.nan
                            for name, q in (("median", 50), ("p90", 90), ("p99", 99), ("max", 100))},
+        # Process CPU (every thread: hops, global refreshes, I/O) per second of audio after the first frame.
+        "cpu_per_audio_s": (time.process_time() - cpu_from[0]) / streamed_s if streamed_s > 0 else math.nan,
     }
     if view is not None:
         stats["view_messages_dropped"] = view.dropped  # a page that could not keep up

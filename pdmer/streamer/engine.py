@@ -1,18 +1,26 @@
-"""The stream's engine: audio samples in (any chunking), one V-A frame out per 0.5 s hop.
+"""The stream's engine: audio samples in (any chunking), one V-A frame out per hop (0.5 s, or less).
+
+The model hears 0.5 s slices, 60 at most. With ``hop`` = 0.5 s there is one grid of slices; with a shorter hop
+(0.1 s: ``pdmer-stream --hop 0.1``) there are 0.5 / hop interleaved grids, offset by one hop each, and every hop
+completes a slice on one of them: a frame every 0.1 s, each from the newest complete slice and the previous
+slices of its own grid. A change in the music then reaches OSC after 0.05 s on average instead of 0.25 s, for
+0.5 / hop times the model's compute.
 
 Per hop (DESIGN.md §7):
-- the new 0.5 s slice's log-mel (slices are cut by sample count, each resampled to 44.1 kHz on its own, so the
+- the newest 0.5 s slice's log-mel (slices are cut by sample count, each resampled to 44.1 kHz on its own, so the
   result never depends on how the audio arrived in chunks);
 - silence (slice RMS below ``silence_db``) is reported, not fed to the model: the caches keep the music before it;
-- one ONNX call with the cached local features of the previous <= 59 slices (``pdmer.export.graph``);
-- the newest step is emitted, or the step ``lookahead`` hops back (seen with more context, ``lookahead`` x 0.5 s
+- one ONNX call with the cached local features of the previous <= 59 slices of its grid (``pdmer.export.graph``);
+- the newest step is emitted, or the step ``lookahead`` slices back (seen with more context, ``lookahead`` x 0.5 s
   later).
 Global vectors come from trailing windows (the windows the model was trained with; by default 30 s, a new one every
-5 steps). A refresh starts at its anchor step on a worker thread, off the hop's path, and is used from one refresh
-period later: steps a .. a+4 use the vector of anchor a-5. So the values do not depend on how fast the worker was,
-and a stream from a device gives what ``--fast`` gives on the same audio. Until the first refresh is ready, the
-first vector is waited for. ``global_every`` (steps) changes the refresh period: fewer refreshes cost less CPU on
-a small machine, more follow changes sooner; the model was trained with its checkpoint's period (a deviation).
+6 steps of the first grid). A refresh starts at its anchor step on a worker thread, off the hop's path, and is used
+from one refresh period later: steps a .. a+5 use the vector of anchor a-6 (the other grids: that of the first
+grid's newest complete slice). So the values do not depend on how fast the worker was, and a stream from a device
+gives what ``--fast`` gives on the same audio. Until the first refresh is ready, the first vector is waited for.
+A musicnn "grid" encoder keeps its 3 s patches between refreshes (pdmer.model.patches): a refresh encodes the
+newest patch only. ``global_every`` (steps) changes the refresh period: fewer refreshes cost less CPU on a small
+machine, more follow changes sooner; the model was trained with its checkpoint's period (a deviation).
 A model trained on centred (offline) windows gets trailing windows of the same length, with a warning: a live
 stream cannot hear ahead.
 """
@@ -25,7 +33,7 @@ import time
 import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,8 +46,8 @@ MODEL_WINDOW = 60  # steps the model sees at most: its 30 s training windows
 
 @dataclass
 class Frame:
-    step: int  # 0.5 s step of the stream this frame describes
-    time_s: float  # stream time of that step's start
+    step: int  # hop of the stream this frame describes: its slice starts at step x hop
+    time_s: float  # stream time of that slice's start
     valence: float
     arousal: float
     compute_ms: float  # the hop's compute, including any wait for a global vector
@@ -47,15 +55,33 @@ class Frame:
     level_db: float = math.nan  # the input level of the hop that produced this frame (slice RMS, dBFS)
 
 
+@dataclass
+class Grid:
+    """One grid of 0.5 s slices: what the model remembers of its previous non-silent slices."""
+
+    local: deque = field(default_factory=lambda: deque(maxlen=MODEL_WINDOW - 1))  # their cached local features
+    globals: deque = field(default_factory=lambda: deque(maxlen=MODEL_WINDOW))  # their global vectors (and the newest)
+    starts: deque = field(default_factory=lambda: deque(maxlen=MODEL_WINDOW))  # the hop each row's slice starts at
+
+
+HOPS = (0.1, 0.25, 0.5)  # seconds: 0.5 s divided into whole hops of whole 10 ms
+
+
 class Engine:
     def __init__(self, deployed, rate: int, *, lookahead: int = 0, silence_db: float = SILENCE_DB,
-                 start_at_sound: bool = False, global_every: int | None = None):
+                 start_at_sound: bool = False, global_every: int | None = None, hop: float = STEP_SECONDS):
+        from pdmer.model.patches import PatchCache
         from pdmer.model.preprocess import LogMelSlicer, MelConfig
 
         slice_samples = rate * STEP_SECONDS
         if rate <= 0 or slice_samples != int(slice_samples):
             raise InputError(f"sample rate {rate} Hz does not hold a whole number of samples per 0.5 s slice; use "
                              "an even rate such as 44100 or 48000")
+        if not any(math.isclose(hop, allowed) for allowed in HOPS):
+            raise InputError(f"hop {hop} s must be one of {', '.join(map(str, HOPS))} (0.5 s in whole hops)")
+        self.grids_count = round(STEP_SECONDS / hop)
+        if (slice_samples / self.grids_count) != int(slice_samples / self.grids_count):
+            raise InputError(f"sample rate {rate} Hz does not hold a whole number of samples per {hop} s hop")
         if not 0 <= lookahead < MODEL_WINDOW:
             raise InputError(f"lookahead must be 0..{MODEL_WINDOW - 1} hops, got {lookahead}")
         self.onnx, self.encoder, self.windows = deployed.onnx, deployed.encoder, deployed.windows
@@ -71,6 +97,7 @@ class Engine:
                                  f"(0.5..{MODEL_WINDOW * STEP_SECONDS:.0f} s), got {global_every}")
             self.windows = dataclasses.replace(self.windows, refresh_steps=global_every)
         self.rate, self.slice_samples = rate, int(slice_samples)
+        self.hop_s, self.hop_samples = STEP_SECONDS / self.grids_count, self.slice_samples // self.grids_count
         self.lookahead, self.silence_db = lookahead, silence_db
         # With start_at_sound, stream time 0 is the first sample above the silence level: the slice grid then sits
         # on the music, not on when the device happened to open, so a device and a file give the same slices.
@@ -80,13 +107,17 @@ class Engine:
         history = (math.ceil(self.windows.seconds / STEP_SECONDS) + 2) * self.slice_samples  # whole slices
         self.audio = np.zeros(history, np.float32)  # ring: sample n lives at n % history; bounded memory
         self.received = 0  # samples pushed so far
-        self.step = 0  # next slice to process
-        self.local = deque(maxlen=MODEL_WINDOW - 1)  # cached local features of the previous non-silent steps
-        self.globals = deque(maxlen=MODEL_WINDOW)  # their global vectors (and the newest one)
-        self.steps = deque(maxlen=MODEL_WINDOW)  # which stream step each row of the model's window is
-        self.pending: dict[int, Future] = {}  # anchor step -> refresh in flight
+        self.step = 0  # hops processed (the next slice ends at (step + grids) x hop)
+        self.grids = [Grid() for _ in range(self.grids_count)]
+        self.pending: dict[int, Future] = {}  # anchor step (of the first grid) -> refresh in flight
         self.vectors: dict[int, np.ndarray] = {}
+        self.patches = PatchCache(self.encoder) if getattr(self.encoder, "patched", False) else None
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdmer-global")
+
+    @property
+    def processed_s(self) -> float:
+        """Stream time up to the end of the newest slice processed."""
+        return (self.step - 1) * self.hop_s + STEP_SECONDS if self.step else 0.0
 
     # -- audio in --------------------------------------------------------------------------------------------------
     def push(self, samples: np.ndarray) -> list[Frame]:
@@ -101,12 +132,12 @@ class Engine:
             samples, self.waiting = samples[loud[0]:], False
         frames = []
         while samples.size:
-            room = self.slice_samples - (self.received % self.slice_samples)
+            room = self.hop_samples - (self.received % self.hop_samples)
             take, samples = samples[:room], samples[room:]
-            position = self.received % self.audio.size  # a slice never wraps: the ring is whole slices long
+            position = self.received % self.audio.size  # a hop never wraps: the ring is whole slices long
             self.audio[position : position + take.size] = take
             self.received += take.size
-            if self.received % self.slice_samples == 0:
+            if self.received % self.hop_samples == 0 and self.received >= self.slice_samples:
                 frame = self.hop()
                 if frame is not None:
                     frames.append(frame)
@@ -123,9 +154,18 @@ class Engine:
     def start_refresh(self, anchor: int) -> None:
         start, end = self.windows.window(anchor, (anchor + 1) * STEP_SECONDS)  # trailing: ends with this slice
         audio = self.tail(start, end).copy()
-        self.pending[anchor] = self.worker.submit(lambda: self.encoder.embed(audio, self.rate).numpy())
+        self.pending[anchor] = self.worker.submit(self.embed, audio, start)
+
+    def embed(self, audio: np.ndarray, start: float) -> np.ndarray:
+        """The worker's job: the vector of the window that starts ``start`` s into the stream."""
+        if self.patches is None:
+            return self.encoder.embed(audio, self.rate).numpy()
+        vector = self.patches.windows(audio, self.rate, [None], offset=start)[0]
+        self.patches.forget_before(start)  # later windows start later
+        return vector.numpy()
 
     def vector_for(self, step: int) -> np.ndarray:
+        """The global vector of the first grid's slice ``step``."""
         refresh = self.windows.refresh_steps
         anchor = step - step % refresh
         use = max(0, anchor - refresh)  # one period late, so the worker has a whole period to compute it
@@ -137,35 +177,38 @@ class Engine:
 
     # -- one hop ---------------------------------------------------------------------------------------------------
     def hop(self) -> Frame | None:
+        """The slice that ends now, on the grid whose turn it is."""
         import torch
 
         started = time.perf_counter()
-        step = self.step
+        first = self.step  # the slice starts at this hop
         self.step += 1
-        if step % self.windows.refresh_steps == 0:
-            self.start_refresh(step)
-        wave = self.tail(step * STEP_SECONDS, (step + 1) * STEP_SECONDS)
+        grid = self.grids[first % self.grids_count]
+        newest = (first + self.grids_count) // self.grids_count - 1  # the first grid's newest complete slice
+        if first % self.grids_count == 0 and newest % self.windows.refresh_steps == 0:
+            self.start_refresh(newest)
+        start_s = first * self.hop_s
+        wave = self.tail(start_s, start_s + STEP_SECONDS)
         level = 20 * np.log10(max(float(np.sqrt(np.mean(wave.astype(np.float64) ** 2))), 1e-10))
-        vector = self.vector_for(step)
+        vector = self.vector_for(newest)
         if level < self.silence_db:
-            return Frame(step, step * STEP_SECONDS, math.nan, math.nan, (time.perf_counter() - started) * 1e3, True,
-                         level)
+            return Frame(first, start_s, math.nan, math.nan, (time.perf_counter() - started) * 1e3, True, level)
         slice_44k = torch.from_numpy(wave.copy())
         if self.rate != self.slicer.config.sample_rate:
             import torchaudio
 
             slice_44k = torchaudio.functional.resample(slice_44k, self.rate, self.slicer.config.sample_rate)
         mel = self.slicer.log_mel(slice_44k[None]).numpy()[None]  # [1, 1, 51, 128]
-        self.globals.append(vector)
-        past = np.stack(self.local)[None] if self.local else np.zeros((1, 0, self.onnx.local_dim), np.float32)
-        result = self.onnx(mel, np.stack(self.globals)[None], past_local=past)
-        self.local.append(result.local[0, -1])
-        self.steps.append(step)
-        if len(self.steps) <= self.lookahead:  # the first `lookahead` hops: nothing old enough to show yet
+        grid.globals.append(vector)
+        past = np.stack(grid.local)[None] if grid.local else np.zeros((1, 0, self.onnx.local_dim), np.float32)
+        result = self.onnx(mel, np.stack(grid.globals)[None], past_local=past)
+        grid.local.append(result.local[0, -1])
+        grid.starts.append(first)
+        if len(grid.starts) <= self.lookahead:  # the first `lookahead` slices: nothing old enough to show yet
             return None
-        shown, row = self.steps[-1 - self.lookahead], result.va[0, -1 - self.lookahead]
+        shown, row = grid.starts[-1 - self.lookahead], result.va[0, -1 - self.lookahead]
         compute_ms = (time.perf_counter() - started) * 1e3
-        return Frame(shown, shown * STEP_SECONDS, float(row[0]), float(row[1]), compute_ms, level_db=level)
+        return Frame(shown, shown * self.hop_s, float(row[0]), float(row[1]), compute_ms, level_db=level)
 
     def close(self) -> None:
         self.worker.shutdown(wait=False, cancel_futures=True)

@@ -321,9 +321,10 @@ class Run:
         return scores
 
     def metadata(self, extra: dict | None = None) -> dict[str, str]:
+        from pdmer.data.features import inputs_metadata
+
         return {
-            "global_encoder": json.dumps(self.encoder.spec),
-            "global_windows": json.dumps(asdict(self.windows)),
+            **inputs_metadata(self.encoder, self.windows),
             "adaptation": json.dumps(dataclasses.asdict(adaptation_of(self.cfg))),
             "training": json.dumps(dataclasses.asdict(self.cfg)),
             "data_fingerprint": self.data_fingerprint,
