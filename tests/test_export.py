@@ -249,3 +249,43 @@ def test_predict_refuses_bad_input(small_onnx, tmp_path):
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_predict_several_files_into_a_folder(small_onnx, tmp_path):
+    """One process, three files: the bad one is named and skipped, the others get the curves a single-file run
+    gives, nothing half-written is left, and the exit code says something failed."""
+    import soundfile
+
+    rate = 22050
+    t = np.arange(int(4 * rate)) / rate
+    songs = []
+    for name, freq in (("low", 220.0), ("high", 880.0)):
+        path = tmp_path / f"{name}.wav"
+        soundfile.write(str(path), (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate)
+        songs.append(path)
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(b"ID3 not really an mp3")
+    out = tmp_path / "curves"
+    result = pdmer("predict", songs[0], broken, songs[1], "--model", small_onnx, "--out-dir", out)
+    assert result.returncode == 2, result.stderr
+    assert f"cannot decode {broken}" in result.stderr and "Traceback" not in result.stderr
+    assert "2 of 3 files" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["high.csv", "low.csv"]  # no temporary or partial file
+    single = pdmer("predict", songs[1], "--model", small_onnx)
+    assert single.returncode == 0 and (out / "high.csv").read_text() == single.stdout
+    as_json = pdmer("predict", *songs, "--model", small_onnx, "--out-dir", out, "--json")
+    assert as_json.returncode == 0 and json.loads((out / "low.json").read_text())["song"] == "low.wav"
+
+
+def test_predict_several_files_refuses_what_it_cannot_write(small_onnx, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    clashing = [tmp_path / "a" / "song.wav", tmp_path / "b" / "song.wav"]
+    result = pdmer("predict", *clashing, "--model", small_onnx, "--out-dir", tmp_path / "out")
+    assert result.returncode == 2 and "would both write" in result.stderr and not (tmp_path / "out").exists()
+    result = pdmer("predict", *clashing, "--model", small_onnx)
+    assert result.returncode == 2 and "add --out-dir DIR" in result.stderr
+    afile = tmp_path / "file"
+    afile.write_text("")
+    result = pdmer("predict", clashing[0], "--model", small_onnx, "--out-dir", afile)
+    assert result.returncode == 2 and "Traceback" not in result.stderr

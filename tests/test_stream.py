@@ -274,3 +274,28 @@ def test_nobody_listening_never_stalls_the_stream(setup, tmp_path):
     report = json.loads(stats.read_text())
     assert report["frames_sent"] == report["steps"] - report["silent_steps"] >= 20, report
     assert report["stopped_by"] == "end of source"
+
+
+def test_a_shorter_hop_interleaves_grids_of_the_same_slices(setup):
+    """--hop 0.1: a frame every 0.1 s, each from the newest complete 0.5 s slice; the frames on the 0.5 s grid are
+    the --hop 0.5 frames exactly, and the others do not depend on how the audio arrives either."""
+    wave = song(12.0)
+    plain = run_engine(setup["deployed"], wave, 2205)
+    fine = run_engine(setup["deployed"], wave, 441, hop=0.1)
+    other_chunks = run_engine(setup["deployed"], wave, 3001, hop=0.1)
+    assert [f.step for f in fine] == list(range(116))  # slices ending at 0.5, 0.6, ..., 12.0 s
+    assert np.allclose([f.time_s for f in fine], np.arange(116) * 0.1)
+    on_grid = [f for f in fine if f.step % 5 == 0]
+    assert [(f.valence, f.arousal) for f in on_grid] == [(f.valence, f.arousal) for f in plain]
+    assert [(f.valence, f.arousal) for f in fine] == [(f.valence, f.arousal) for f in other_chunks]
+    between = np.array([[f.valence, f.arousal] for f in fine if f.step % 5 == 2])
+    assert np.isfinite(between).all() and not np.allclose(between[:20], [[f.valence, f.arousal] for f in plain[:20]])
+
+
+def test_bad_hops_are_named(setup):
+    from pdmer.streamer.engine import Engine
+
+    with pytest.raises(InputError, match="hop 0.3 s must be one of 0.1, 0.25, 0.5"):
+        Engine(setup["deployed"], RATE, hop=0.3)
+    with pytest.raises(InputError, match="22050 Hz does not hold a whole number of samples per 0.25 s hop"):
+        Engine(setup["deployed"], RATE, hop=0.25)
