@@ -99,7 +99,8 @@ def vibenet_scores(paths: list[Path], *, venv: Path = DEFAULT_VENV) -> dict[str,
     for line in proc.stdout.splitlines():
         if line.startswith("{"):  # skip anything a native library may have printed to fd 1
             rec = json.loads(line)
-            records[rec["path"]] = rec
+            if "path" in rec:  # (the last line is the worker's peak memory)
+                records[rec["path"]] = rec
     if proc.returncode != 0:
         raise RuntimeError(f"vibenet worker exited with {proc.returncode} "
                            f"after {len(records)}/{len(keys)} files")

@@ -5,7 +5,8 @@ PATHS.json holds a JSON list of audio paths. Writes one JSON line per file to st
 
     {"path", "valence", "arousal", "raw": {all 7 vibenet outputs}, "seconds", "wall_seconds"}
 
-or {"path", "error", "seconds", "wall_seconds"} for a file that fails; then it carries on.
+or {"path", "error", "seconds", "wall_seconds"} for a file that fails; then it carries on. The last line is
+{"peak_rss_mib"}: the process's peak memory.
 "seconds" is process CPU time (all threads) for decode + resample + features + inference of that
 file; the model load and a warm-up call are done once up front and not counted.
 Progress goes to stderr.
@@ -52,6 +53,9 @@ def main() -> int:
         out.flush()
         if i % 50 == 0 or i == len(paths):
             print(f"vibenet: {i}/{len(paths)} files", file=sys.stderr)
+    import resource
+
+    out.write(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}) + "\n")
     return 0
 
 

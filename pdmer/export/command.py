@@ -54,6 +54,9 @@ def _export(checkpoint, output) -> None:
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="onnxruntime's provider (and the global encoder's device).")
 @click.option("--imagebind", type=click.Path(dir_okay=False), help="imagebind_huge.pth, for ImageBind-based models.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="CPU threads for one song. One is the least CPU per song (threads wait on each other on short "
+                   "steps); more finish one long song sooner.")
 def predict(audio, **options) -> None:
     """The V-A curve of a whole song, one row per 0.5 s (time_s is the start of each step), on the ONNX runtime.
 
@@ -82,11 +85,12 @@ def predict(audio, **options) -> None:
         user_errors(_predict)(audio[0], **options)
 
 
-def load_deployments(model_path, profile_names, device, imagebind):
-    from pdmer.export.predict import load_deployed
+def load_deployments(model_path, profile_names, device, imagebind, threads):
+    from pdmer.export.predict import load_deployed, use_threads
 
-    return [load_deployed(model_path, profile=name, device=device, imagebind=imagebind)
-            for name in profile_names or [None]]
+    use_threads(threads)
+    return [load_deployed(model_path, profile=name, device=device, imagebind=imagebind, threads=threads,
+                          encoder_threads=threads) for name in profile_names or [None]]
 
 
 def song_progress(audio):
@@ -108,7 +112,7 @@ def song_progress(audio):
 
 
 def _predict(audio, model_path, profile_names, out_dir, csv_path, as_json, plot_path, truth_path, truth_scale,
-             device, imagebind) -> None:
+             device, imagebind, threads) -> None:
     from pdmer.export.predict import predict_each
     from pdmer.fileio import atomic_path
 
@@ -118,7 +122,7 @@ def _predict(audio, model_path, profile_names, out_dir, csv_path, as_json, plot_
 
         times, values = read_curve(truth_path, scale=truth_scale)
         truth = (times, values, f"ground truth ({Path(truth_path).name})")
-    deployments = load_deployments(model_path, profile_names, device, imagebind)
+    deployments = load_deployments(model_path, profile_names, device, imagebind, threads)
     predictions, waveform, rate = predict_each(deployments, audio, progress=song_progress(audio))
     prediction = predictions[0]
     if csv_path:
@@ -138,7 +142,7 @@ def _predict(audio, model_path, profile_names, out_dir, csv_path, as_json, plot_
 
 
 def _predict_many(audio, model_path, profile_names, out_dir, csv_path, as_json, plot_path, truth_path,
-                  truth_scale, device, imagebind) -> None:
+                  truth_scale, device, imagebind, threads) -> None:
     """Each file's curve into ``out_dir``; a file that fails is named and skipped, and the others go on."""
     from pdmer.errors import InputError, PdmerError
     from pdmer.export.predict import predict_each
@@ -158,7 +162,7 @@ def _predict_many(audio, model_path, profile_names, out_dir, csv_path, as_json, 
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"cannot create the output folder {out_dir}: {error.strerror}") from None
-    deployed = load_deployments(model_path, profile_names, device, imagebind)
+    deployed = load_deployments(model_path, profile_names, device, imagebind, threads)
     failed = []
     bar = click.progressbar(audio, label="pdmer predict", file=sys.stderr, item_show_func=lambda p: p and Path(p).name,
                             show_pos=True) if sys.stderr.isatty() and len(audio) > 1 else None

@@ -122,6 +122,10 @@ class MusicnnEncoder:
             runtime = "onnx" if self.device.type == "cpu" and musicnn.ONNX.is_file() else "torch"
         self.onnx = musicnn.MusicnnOnnx(threads=threads) if runtime == "onnx" else None
         self.runtime = runtime
+        # Patches per forward pass (pdmer.model.patches). On CPU one at a time is fastest: measured on 2 cores
+        # (onnxruntime, 2 threads), 45 ms CPU per patch alone, 50 in fours, 54-60 in tens and more (larger batches
+        # leave the caches). A GPU wants batches.
+        self.batch = 1 if self.device.type == "cpu" else 16
 
     @property
     def patched(self) -> bool:
@@ -180,9 +184,7 @@ class MusicnnEncoder:
 
 
 PATCH_SAMPLES = (musicnn.PATCH_FRAMES - 1) * musicnn.HOP  # 16 kHz samples that give one 187-frame patch (2.976 s)
-# Patches per forward pass (pdmer.model.patches). Measured on 2 cores (onnxruntime): 47 ms CPU per patch at 4, 57 at
-# 10-32 (larger batches leave the caches), 49 at 1 with half the parallel speed-up.
-PATCH_BATCH = 4
+
 
 
 def repeat_to_patch(wave: torch.Tensor, sample_rate: int) -> torch.Tensor:

@@ -45,7 +45,6 @@ class PatchCache:
     def windows(self, waveform, rate: int, windows: list, *, offset: float = 0.0, progress=None) -> torch.Tensor:
         """``waveform`` holds the samples from ``offset`` seconds of the file or stream on; ``windows`` are
         (start, end) seconds within it (None: all of it)."""
-        from pdmer.model.encoders import PATCH_BATCH
         from pdmer.model.preprocess import to_mono_tensor
 
         if self.rate not in (None, rate):
@@ -64,8 +63,8 @@ class PatchCache:
         missing = list(dict.fromkeys(key for patches in spans for key in patches
                                      if (key[0] + first, key[1] + first) not in self.vectors))
         resample = self.encoder.log_mel.to_model_rate
-        for done in range(0, len(missing), PATCH_BATCH):
-            batch = missing[done : done + PATCH_BATCH]
+        for done in range(0, len(missing), self.encoder.batch):
+            batch = missing[done : done + self.encoder.batch]
             encoded = self.encoder.encode_patches([resample(wave[s:e], rate) for s, e in batch])
             for (s, e), vector in zip(batch, encoded):
                 self.vectors[s + first, e + first] = vector
