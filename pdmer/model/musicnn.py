@@ -19,7 +19,7 @@ import torchaudio
 from torch import nn
 
 from pdmer.errors import InputError
-from pdmer.model.preprocess import Resampler
+from pdmer.model.preprocess import Resampler, mel_power
 
 # musicnn/configuration.py and extractor.py
 SAMPLE_RATE = 16000
@@ -168,7 +168,7 @@ class MusicnnLogMel(nn.Module):
             raise InputError(
                 f"audio is {wave.numel() / SAMPLE_RATE:.4f} s long; musicnn needs at least {N_FFT / SAMPLE_RATE} s"
             )
-        return torch.log10(10000.0 * self.mel(wave) + 1.0).T  # (frames, 96)
+        return torch.log10(10000.0 * mel_power(self.mel, wave) + 1.0)  # (frames, 96)
 
 
 class MusicnnOnnx:

@@ -52,6 +52,17 @@ def to_mono_tensor(waveform) -> torch.Tensor:
     return waveform
 
 
+def mel_power(mel: torchaudio.transforms.MelSpectrogram, wave: torch.Tensor) -> torch.Tensor:
+    """``mel(wave)`` transposed, [..., frames, mels], for power-2 mel spectrograms: the same STFT and filterbank, with
+    |X|^2 as re^2 + im^2. Equal to torchaudio's abs().pow(2) within float rounding, in 40 % of its time: the complex
+    abs and pow(2.0) cost more than the FFT (measured on 2 cores, 60 slices of 0.5 s)."""
+    spec = mel.spectrogram
+    stft = torch.stft(wave, spec.n_fft, spec.hop_length, spec.win_length, spec.window, center=spec.center,
+                      pad_mode=spec.pad_mode, normalized=spec.normalized, onesided=True, return_complex=True)
+    power = (stft.real.square() + stft.imag.square()).transpose(-1, -2)  # [..., frames, freqs]
+    return torch.matmul(power, mel.mel_scale.fb)
+
+
 class Resampler:
     """``Resampler(rate)(waveform, sample_rate)`` -> mono float32 samples at ``rate``; each input rate's kernel is
     built once, since encoders resample every window they embed."""
@@ -107,11 +118,4 @@ class LogMelSlicer(torch.nn.Module):
             raise InputError(
                 f"slices must be [T, {self.config.slice_samples}], got shape {tuple(slices.shape)}"
             )
-        # torchaudio's MelSpectrogram, spelled out: the same STFT and filterbank, with |X|^2 as re^2 + im^2 (equal to
-        # its abs().pow(2) within 5e-7 in the log-mel) in 40 % of its time: the complex abs and pow(2.0) cost more
-        # than the FFT (measured on 2 cores, 60 slices).
-        spec = self.mel.spectrogram
-        stft = torch.stft(slices, spec.n_fft, spec.hop_length, spec.win_length, spec.window, center=spec.center,
-                          pad_mode=spec.pad_mode, normalized=False, onesided=True, return_complex=True)
-        power = (stft.real.square() + stft.imag.square()).transpose(1, 2)  # [T, frames, freqs]
-        return torch.log(torch.matmul(power, self.mel.mel_scale.fb) + self.config.log_offset)  # [T, frames, mels]
+        return torch.log(mel_power(self.mel, slices) + self.config.log_offset)  # [T, frames, mels]
