@@ -93,10 +93,12 @@ def summary(records: list[dict], durations: dict[str, float]) -> dict:
 
 
 def cold_start(command: list[str], runs: int, env: dict | None = None) -> dict:
+    # `python -m` puts the working directory first on sys.path: run from the checkout whose pdmer is wanted.
+    cwd = env["PYTHONPATH"] if env and "PYTHONPATH" in env else ROOT
     walls = []
     for _ in range(runs):
         started = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True, env=env)
+        result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd)
         walls.append(time.perf_counter() - started)
         if result.returncode != 0:
             raise SystemExit(f"{' '.join(command)} failed: {result.stderr[-500:]}")

@@ -6,10 +6,13 @@ its OSC with python-osc in this process. Pin to 2 cores to match the targets, e.
     taskset -c 0,1 python benchmarks/stream.py hop              # 60 s of real music at real-time pace
     taskset -c 0,1 python benchmarks/stream.py latency          # tone bursts into a PulseAudio null sink
     taskset -c 0,1 python benchmarks/stream.py memory           # RSS after 1 and 10 minutes of streaming
+    taskset -c 0,1 python benchmarks/stream.py latency --hop 0.1  # any part with pdmer-stream --hop 0.1
+    git worktree add /tmp/old REF && python benchmarks/stream.py hop --pythonpath /tmp/old   # an earlier version
 
 hop      per-hop compute (log-mel, ONNX call, any wait for a global vector) over real music played at real-time
          pace, from the command's --stats-json: median, p90, p99, max over the hops after the first (target: p99
-         < 50 ms, 10 % of the hop), and the first hop on its own (it waits for the first global vector).
+         < 50 ms), and the first hop on its own (it waits for the first global vector); and the stream process's
+         CPU seconds (every thread) per second of audio, from /proc between its first and last frames.
 latency  a private PulseAudio daemon with a null sink (the rig of DESIGN.md §10) is the input device. Tone bursts
          are written into it through pacat (20 ms buffer) after silence, at random phases of the 0.5 s hop grid;
          latency = arrival of the first /pdmer/frame after the burst - the moment the burst was written. It holds
@@ -90,9 +93,11 @@ def default_model(folder: Path) -> Path:
                       metadata=inputs_metadata(load_global_encoder("musicnn")))
 
 
-def stream_command(model: Path, port: int, *args) -> list[str]:
-    return [sys.executable, "-m", "pdmer.streamer", "--model", str(model), "--osc", f"127.0.0.1:{port}", "--quiet",
-            *map(str, args)]
+def stream_command(args, port: int, *extra) -> list[str]:
+    hop = ["--hop", str(args.hop)] if args.hop else []
+    model = [] if str(args.model) == "default" else ["--model", str(args.model)]
+    return [sys.executable, "-m", "pdmer.streamer", *model, "--osc", f"127.0.0.1:{port}", "--quiet", *hop,
+            *map(str, extra)]
 
 
 def music_file(folder: Path, seconds: float) -> Path:
@@ -112,19 +117,39 @@ def music_file(folder: Path, seconds: float) -> Path:
     return path
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (every thread), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def hop(args, folder: Path) -> dict:
     stats = folder / "hop-stats.json"
     source = music_file(folder, args.seconds)
     receiver = Receiver()
-    command = stream_command(args.model, receiver.port, "--source", source, "--stats-json", stats)
-    subprocess.run(command + (["--fast"] if args.fast else []), check=True)
+    command = stream_command(args, receiver.port, "--source", source, "--stats-json", stats)
+    stream = subprocess.Popen(command + (["--fast"] if args.fast else []), env={**os.environ, **args.extra_env}, cwd=args.cwd)
+    samples = []  # (stream time of the newest frame, CPU seconds so far), from the first frame on
+    while stream.poll() is None:
+        frames = receiver.frames()
+        try:
+            cpu = cpu_seconds(stream.pid)
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        if frames:
+            samples.append((frames[-1][1][0], cpu))
+        time.sleep(0.25)
+    if stream.wait() != 0:
+        raise SystemExit(f"pdmer-stream exited with {stream.returncode}")
     receiver.close()
     report = json.loads(stats.read_text())
-    frames = receiver.frames()
+    (t0, c0), (t1, c1) = samples[0], samples[-1]
     return {"part": "hop", "audio_s": args.seconds, "pace": "fast" if args.fast else "real-time",
-            "hops": report["steps"], "frames_received": len(frames), "hop_compute_ms": report["hop_compute_ms"],
-            "first_hop_ms": report["first_hop_ms"],
-            "overruns": report["overruns"]}
+            "hop_s": report.get("hop_s", 0.5), "hops": report["steps"], "frames_received": len(receiver.frames()),
+            "hop_compute_ms": report["hop_compute_ms"], "first_hop_ms": report["first_hop_ms"],
+            # The stream process's CPU (every thread) per second of audio, between its first and last frames
+            # (start-up left out), read from /proc: the same measure for any pdmer version (--pythonpath).
+            "cpu_per_audio_s": (c1 - c0) / (t1 - t0), "overruns": report["overruns"]}
 
 
 def latency(args, folder: Path) -> dict:
@@ -137,7 +162,7 @@ def latency(args, folder: Path) -> dict:
 def tone_bursts(args, folder: Path, env: dict) -> dict:
     receiver = Receiver()
     log = folder / "stream.log"
-    stream = subprocess.Popen(stream_command(args.model, receiver.port, "--no-start-at-sound"), env=env,
+    stream = subprocess.Popen(stream_command(args, receiver.port, "--no-start-at-sound"), env={**env, **args.extra_env}, cwd=args.cwd,
                               stderr=log.open("w"))
     player = subprocess.Popen(["pacat", "--playback", "--device=vmic", "--raw", "--format=float32le",
                                f"--rate={RATE}", "--channels=1", "--latency-msec=20"], stdin=subprocess.PIPE, env=env)
@@ -181,8 +206,8 @@ def memory(args, folder: Path) -> dict:
     marks = [60.0] + [mark for mark in (args.seconds / 2, args.seconds) if mark > 60.0]  # the first minute first
     source = music_file(folder, args.seconds + 5)
     receiver = Receiver()
-    command = stream_command(args.model, receiver.port, "--source", source) + (["--fast"] if args.fast else [])
-    stream = subprocess.Popen(command)
+    command = stream_command(args, receiver.port, "--source", source) + (["--fast"] if args.fast else [])
+    stream = subprocess.Popen(command, env={**os.environ, **args.extra_env}, cwd=args.cwd)
     rss = {}
     try:
         for mark in marks:
@@ -202,14 +227,21 @@ def memory(args, folder: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("part", choices=["hop", "latency", "memory"])
-    parser.add_argument("--model", type=Path, help="a .onnx or .safetensors (default: a random small DSAML)")
+    parser.add_argument("--model", type=Path, help="a .onnx or .safetensors, or 'default' for the embedded default "
+                        "model (default: a random small DSAML on today's default features)")
     parser.add_argument("--seconds", type=float, help="audio to stream (hop: 60, memory: 600)")
     parser.add_argument("--fast", action="store_true", help="hop, memory: no real-time pacing")
     parser.add_argument("--trials", type=int, default=20, help="latency: tone bursts")
     parser.add_argument("--burst", type=float, default=1.0, help="latency: seconds of tone per burst")
     parser.add_argument("--gap", type=float, default=2.0, help="latency: seconds of silence before each burst")
+    parser.add_argument("--hop", type=float, help="pdmer-stream --hop (default: the command's own)")
+    parser.add_argument("--pythonpath", type=Path, help="run the pdmer of this checkout (e.g. a git worktree of an "
+                        "earlier commit), to compare versions on one machine")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    args.extra_env = {"PYTHONPATH": str(args.pythonpath)} if args.pythonpath else {}
+    # `python -m` puts the working directory first on sys.path: run from the checkout whose pdmer is wanted.
+    args.cwd = args.pythonpath or ROOT
     args.seconds = args.seconds or {"hop": 60.0, "memory": 600.0}.get(args.part, 0.0)
     with tempfile.TemporaryDirectory(prefix="pdmer-bench-") as temporary:
         folder = Path(temporary)
