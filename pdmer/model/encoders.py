@@ -114,13 +114,13 @@ class MusicnnEncoder:
         self.config = config
         self.dim = FEATURE_DIMS[config.features]
         self.device = torch.device(device)
-        self.model = load_musicnn(self.device)
         self.log_mel = musicnn.MusicnnLogMel().to(self.device)
         if runtime not in ("auto", "onnx", "torch"):
             raise InputError(f"runtime={runtime!r} must be auto, onnx or torch")
         if runtime == "auto":
             runtime = "onnx" if self.device.type == "cpu" and musicnn.ONNX.is_file() else "torch"
         self.onnx = musicnn.MusicnnOnnx(threads=threads) if runtime == "onnx" else None
+        self.model = load_musicnn(self.device) if self.onnx is None else None  # torch only where it runs
         self.runtime = runtime
         # Patches per forward pass (pdmer.model.patches). On CPU one at a time is fastest: measured on 2 cores
         # (onnxruntime, 2 threads), 45 ms CPU per patch alone, 50 in fours, 54-60 in tens and more (larger batches
