@@ -299,3 +299,11 @@ def test_bad_hops_are_named(setup):
         Engine(setup["deployed"], RATE, hop=0.3)
     with pytest.raises(InputError, match="22050 Hz does not hold a whole number of samples per 0.25 s hop"):
         Engine(setup["deployed"], RATE, hop=0.25)
+
+
+def test_a_refresh_period_between_patch_boundaries_is_refused(setup):
+    from pdmer.streamer.engine import Engine
+
+    with pytest.raises(InputError, match="multiple of 3 s .* not 2 s"):
+        Engine(setup["deployed"], RATE, global_every=4)
+    Engine(setup["deployed"], RATE, global_every=12).close()  # 6 s: every patch still shared

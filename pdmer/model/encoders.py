@@ -55,11 +55,15 @@ def cut_window(waveform, sample_rate: int, window: tuple[float, float] | None) -
     wave = to_mono_tensor(waveform)
     if window is None:
         return wave
+    start, end = check_window(window, wave.numel() / sample_rate)
+    return wave[round(start * sample_rate) : round(end * sample_rate)]
+
+
+def check_window(window: tuple[float, float], duration: float) -> tuple[float, float]:
     start, end = window
-    duration = wave.numel() / sample_rate
     if not 0 <= start < end <= duration + 1e-9:
         raise InputError(f"window=({start}, {end}) s must satisfy 0 <= start < end <= {duration:.3f} (the audio's length)")
-    return wave[round(start * sample_rate) : round(end * sample_rate)]
+    return start, end
 
 
 PATCHINGS = ("grid", "spread")
@@ -184,7 +188,6 @@ class MusicnnEncoder:
 
 
 PATCH_SAMPLES = (musicnn.PATCH_FRAMES - 1) * musicnn.HOP  # 16 kHz samples that give one 187-frame patch (2.976 s)
-
 
 
 def repeat_to_patch(wave: torch.Tensor, sample_rate: int) -> torch.Tensor:

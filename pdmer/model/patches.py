@@ -45,6 +45,7 @@ class PatchCache:
     def windows(self, waveform, rate: int, windows: list, *, offset: float = 0.0, progress=None) -> torch.Tensor:
         """``waveform`` holds the samples from ``offset`` seconds of the file or stream on; ``windows`` are
         (start, end) seconds within it (None: all of it)."""
+        from pdmer.model.encoders import check_window
         from pdmer.model.preprocess import to_mono_tensor
 
         if self.rate not in (None, rate):
@@ -55,10 +56,7 @@ class PatchCache:
         first = round(offset * rate)
         spans = []
         for window in windows:
-            start, end = window if window is not None else (0.0, duration)
-            if not 0 <= start < end <= duration + 1e-9:
-                raise InputError(f"window=({start}, {end}) s must satisfy 0 <= start < end <= {duration:.3f} "
-                                 "(the audio's length)")
+            start, end = check_window(window, duration) if window is not None else (0.0, duration)
             spans.append([(round(s * rate), round(e * rate)) for s, e in grid_spans(start, end)])
         missing = list(dict.fromkeys(key for patches in spans for key in patches
                                      if (key[0] + first, key[1] + first) not in self.vectors))

@@ -50,7 +50,8 @@ DEFAULT_TARGET = "127.0.0.1:9000"  # pdmer.streamer.osc.DEFAULT_TARGET
               help="Seconds between frames. Under 0.5: 0.5 s slices on interleaved grids, each frame from the newest "
                    "complete slice, so changes reach OSC sooner, for 0.5/hop times the model's compute.")
 @click.option("--global-every", type=click.FloatRange(0.5, 30), help="Refresh the global (30 s) vector every this "
-              "many seconds, a multiple of 0.5 (default: the model's training period, 3 s for the default model).")
+              "many seconds, a multiple of 0.5 (default: the model's training period, 3 s for the default model); "
+              "for musicnn's 3 s patches, a multiple of 3.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="CPU threads for each hop's model call. One costs the least CPU per second of audio; two shorten "
                    "each hop a little on a busy machine.")

@@ -70,7 +70,7 @@ HOPS = (0.1, 0.25, 0.5)  # seconds: 0.5 s divided into whole hops of whole 10 ms
 class Engine:
     def __init__(self, deployed, rate: int, *, lookahead: int = 0, silence_db: float = SILENCE_DB,
                  start_at_sound: bool = False, global_every: int | None = None, hop: float = STEP_SECONDS):
-        from pdmer.model.patches import PatchCache
+        from pdmer.model.patches import PATCH_SECONDS, PatchCache
         from pdmer.model.preprocess import LogMelSlicer, MelConfig
 
         slice_samples = rate * STEP_SECONDS
@@ -95,6 +95,11 @@ class Engine:
             if not 1 <= global_every <= MODEL_WINDOW:
                 raise InputError(f"the global vector's refresh period must be 1..{MODEL_WINDOW} steps "
                                  f"(0.5..{MODEL_WINDOW * STEP_SECONDS:.0f} s), got {global_every}")
+            patch_steps = round(PATCH_SECONDS / STEP_SECONDS)
+            if getattr(self.encoder, "patched", False) and global_every % patch_steps:
+                # Windows that end between patch boundaries share no patches: each refresh would encode all ten.
+                raise InputError(f"this model's global encoder works on 3 s patches: refresh every multiple of "
+                                 f"3 s (3, 6, 9, ...), not {global_every * STEP_SECONDS:g} s")
             self.windows = dataclasses.replace(self.windows, refresh_steps=global_every)
         self.rate, self.slice_samples = rate, int(slice_samples)
         self.hop_s, self.hop_samples = STEP_SECONDS / self.grids_count, self.slice_samples // self.grids_count
