@@ -307,3 +307,24 @@ def test_a_refresh_period_between_patch_boundaries_is_refused(setup):
     with pytest.raises(InputError, match="multiple of 3 s .* not 2 s"):
         Engine(setup["deployed"], RATE, global_every=4)
     Engine(setup["deployed"], RATE, global_every=12).close()  # 6 s: every patch still shared
+
+
+def test_stream_a_file_at_hop_0_1_to_oscdump(setup, oscdump, tmp_path):  # noqa: F811
+    """pdmer-stream --hop 0.1: a frame every 0.1 s of stream time reaches a real OSC receiver, each what the engine
+    computes at that hop, and the statistics say the hop and what a second of audio cost."""
+    port, read = oscdump
+    stats = tmp_path / "stats.json"
+    result = stream(setup, "--source", setup["music"], "--fast", "--hop", "0.1", "--osc", f"127.0.0.1:{port}",
+                    "--stats-json", stats)
+    assert result.returncode == 0, result.stderr
+    from pdmer.audio import load_audio
+
+    wave, _ = load_audio(setup["music"])
+    engine = run_engine(setup["deployed"], wave, 1000, start_at_sound=True, hop=0.1)
+    frames = [args for path, _, args in read(len(engine) * MESSAGES_PER_FRAME + 2) if path == "/pdmer/frame"]
+    times = np.array([float(a[0]) for a in frames])
+    assert len(frames) == len(engine) >= 100 and np.allclose(np.diff(times), 0.1)
+    values = np.array([[float(a[1]), float(a[2])] for a in frames])
+    assert np.abs(values - np.clip([(f.valence, f.arousal) for f in engine], -1, 1)).max() <= 1e-4
+    report = json.loads(stats.read_text())
+    assert report["hop_s"] == 0.1 and report["frames_sent"] == len(engine) and report["cpu_per_audio_s"] > 0
