@@ -92,7 +92,6 @@ def recorded_inputs(context: dict[str, str], global_dim: int, *, source: str, im
     options = dict(spec["options"])
     if spec["name"] == "musicnn":
         options.setdefault("patches", "spread")  # recorded before "grid" existed: what it was trained with
-    if spec["name"] == "musicnn":
         options["threads"] = threads
     encoder = load_global_encoder(spec["name"], imagebind_checkpoint=imagebind, device=device, **options)
     if encoder.dim != global_dim:

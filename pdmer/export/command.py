@@ -150,14 +150,13 @@ def _predict_many(audio, model_path, profile_names, out_dir, csv_path, as_json, 
 
     suffix = ".json" if as_json else ".csv"
     out_dir = Path(out_dir)
-    targets = {}
+    targets, writers = {}, {}  # song -> its output; output -> the song that writes it
     for path in audio:  # two songs that would write one file: refused before any work
         target = out_dir / (Path(path).stem + suffix)
-        if target in targets.values():
-            other = next(p for p, t in targets.items() if t == target)
-            raise InputError(f"{other} and {path} would both write {target}: rename one, or predict them into "
-                             "different --out-dir folders")
-        targets[path] = target
+        if target in writers:
+            raise InputError(f"{writers[target]} and {path} would both write {target}: rename one, or predict them "
+                             "into different --out-dir folders")
+        targets[path], writers[target] = target, path
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -15,6 +15,7 @@ import numpy as np
 
 from pdmer.errors import CheckpointError, InputError
 from pdmer.export.graph import FORMAT, INPUTS, OUTPUTS
+from pdmer.sessions import session_options
 
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
@@ -64,12 +65,7 @@ class OnnxModel:
         self.source = "<memory>" if isinstance(source, bytes) else str(source)
         if not isinstance(source, bytes) and not Path(source).is_file():
             raise InputError(f"ONNX model {source} does not exist")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(DEFAULT_THREADS, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3  # onnxruntime's own warnings (e.g. no GPU for CUDA) become our messages
+        options = session_options(threads or min(DEFAULT_THREADS, os.cpu_count() or 1))
         wanted = [CUDA, CPU] if device in ("auto", "cuda") and cuda_usable(ort) else [CPU]
         try:
             self.session = ort.InferenceSession(source if isinstance(source, bytes) else str(source), options,

@@ -180,21 +180,14 @@ class MusicnnOnnx:
         import onnxruntime as ort
 
         from pdmer.errors import CheckpointError
+        from pdmer.sessions import session_options
         from pdmer.fileio import file_sha256
 
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # No spin-waiting: in a stream the encoder shares the cores with the hop path between its calls.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
         recorded = self.session.get_modelmeta().custom_metadata_map.get("weights_sha256")
         if recorded != file_sha256(WEIGHTS):
             raise CheckpointError(f"{path} was not made from {WEIGHTS.name}: write it again with "
                                   "pdmer convert-musicnn (or use runtime='torch')")
-        self.outputs = [output.name for output in self.session.get_outputs()]
 
     def __call__(self, mel, features: str):
         return self.session.run([features], {"mel": mel.astype("float32", copy=False)})[0]

@@ -85,6 +85,7 @@ class Engine:
         if not 0 <= lookahead < MODEL_WINDOW:
             raise InputError(f"lookahead must be 0..{MODEL_WINDOW - 1} hops, got {lookahead}")
         self.onnx, self.encoder, self.windows = deployed.onnx, deployed.encoder, deployed.windows
+        patched = getattr(self.encoder, "patched", False)  # a musicnn "grid" encoder: windows share 3 s patches
         if self.windows.placement != "trailing":
             warnings.warn(f"this model was trained on {self.windows.placement} global windows, which look ahead; "
                           "a live stream gets trailing windows of the same length, so its values differ from "
@@ -96,7 +97,7 @@ class Engine:
                 raise InputError(f"the global vector's refresh period must be 1..{MODEL_WINDOW} steps "
                                  f"(0.5..{MODEL_WINDOW * STEP_SECONDS:.0f} s), got {global_every}")
             patch_steps = round(PATCH_SECONDS / STEP_SECONDS)
-            if getattr(self.encoder, "patched", False) and global_every % patch_steps:
+            if patched and global_every % patch_steps:
                 # Windows that end between patch boundaries share no patches: each refresh would encode all ten.
                 raise InputError(f"this model's global encoder works on 3 s patches: refresh every multiple of "
                                  f"3 s (3, 6, 9, ...), not {global_every * STEP_SECONDS:g} s")
@@ -116,7 +117,7 @@ class Engine:
         self.grids = [Grid() for _ in range(self.grids_count)]
         self.pending: dict[int, Future] = {}  # anchor step (of the first grid) -> refresh in flight
         self.vectors: dict[int, np.ndarray] = {}
-        self.patches = PatchCache(self.encoder) if getattr(self.encoder, "patched", False) else None
+        self.patches = PatchCache(self.encoder) if patched else None
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdmer-global")
 
     @property
