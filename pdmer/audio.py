@@ -23,3 +23,18 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if samples.shape[0] == 0:
         raise InputError(f"audio file {path} holds no samples")
     return samples.mean(axis=1), sample_rate
+
+
+SILENCE_DB = -60.0  # a 0.5 s slice whose RMS is below this (dBFS) is silence: the stream does not feed it
+
+
+def level_db(samples: np.ndarray) -> float:
+    """RMS level of ``samples`` in dBFS (floored at -200 dB for digital silence)."""
+    return 20 * np.log10(max(float(np.sqrt(np.mean(np.asarray(samples, np.float64) ** 2))), 1e-10))
+
+
+def silent_slices(waveform: np.ndarray, rate: int, steps: int, silence_db: float = SILENCE_DB) -> np.ndarray:
+    """[steps] bool: which 0.5 s slices (slice k = samples [0.5 k, 0.5 k + 0.5) s) are silence, as the stream
+    judges them (pdmer.streamer.engine)."""
+    size = round(rate * 0.5)
+    return np.array([level_db(waveform[k * size : (k + 1) * size]) < silence_db for k in range(steps)], bool)

@@ -286,13 +286,17 @@ def synth(out, seed, force, **sizes) -> None:
 @click.option("--audio-dir", type=click.Path(file_okay=False), help="DEAM: folder of <song_id>.mp3 files.")
 @click.option("--scale", type=click.Choice(SCALES), help="Plain format: the annotations' scale (default: dataset.json).")
 @click.option("--features", is_flag=True,
-              help="Also compute every song's features into the cache (musicnn; MIDI is rendered first).")
+              help="Also compute every song's features into the cache (MIDI is rendered first).")
+@click.option("--encoder", type=click.Choice(("musicnn", "descriptors")), default="musicnn", show_default=True,
+              help="With --features: the global encoder whose vectors are cached.")
+@click.option("--split", help="With --features: only the songs of this split (e.g. val).")
 @click.option("--soundfont", type=click.Path(dir_okay=False), help="MIDI datasets: the .sf2 to render with "
               "(default: $PDMER_SOUNDFONT, else Debian's FluidR3_GM).")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Feature cache folder (default: user cache).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @user_errors
-def data_command(folder, data_format, raters, audio_dir, scale, features, soundfont, cache_dir, as_json) -> None:
+def data_command(folder, data_format, raters, audio_dir, scale, features, encoder, split, soundfont, cache_dir,
+                 as_json) -> None:
     """Check a dataset and summarise it: songs, audio at hand, listeners, durations, labels, splits, problems.
 
     Layouts: DEAM, PMEmo, VGMIDI, 4Q, EMOPIA and pdmer's plain format (detected)."""
@@ -306,10 +310,12 @@ def data_command(folder, data_format, raters, audio_dir, scale, features, soundf
         from pdmer.data.render import MidiRenderer, with_rendered_audio
         from pdmer.model.encoders import load_global_encoder
 
+        if split:
+            dataset = dataset.split(split)
         if summary["songs_as_midi"]:
             dataset = with_rendered_audio(dataset, MidiRenderer(soundfont=soundfont, root=cache_dir))
         dataset.require_audio()
-        cache = FeatureCache(load_global_encoder("musicnn"), root=cache_dir)
+        cache = FeatureCache(load_global_encoder(encoder), root=cache_dir)
         with click.progressbar(list(dataset.songs.values()), label="features", file=sys.stderr) as songs:
             for song in songs:
                 cache.song(song.audio)

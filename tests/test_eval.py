@@ -13,7 +13,7 @@ from pdmer.evaluate import ConstantPredictor, personalized, traditional
 from pdmer.evaluate.tasks import SUPPORT_FRAMES
 from pdmer.model import DSAML, ModelConfig
 from pdmer.model.adapt import AdaptConfig, adapt, run
-from pdmer.model.inference import SlidingWindows, predict_song, window_ends
+from pdmer.model.inference import SlidingWindows, predict_song, window_rows
 
 
 def tiny_model(seed: int = 0) -> DSAML:
@@ -23,39 +23,58 @@ def tiny_model(seed: int = 0) -> DSAML:
     return DSAML(config).eval()
 
 
-def test_window_ends():
-    assert window_ends(5, 60, 5).tolist() == [4] * 5  # shorter than a window: one window
-    ends = window_ends(100, 60, 5)
-    assert ends[:60].tolist() == [59] * 60
-    assert ends[60:66].tolist() == [64, 64, 64, 64, 64, 69]
-    assert ends[-1] == 99 and window_ends(98, 60, 5)[-1] == 97
-    assert window_ends(100, 60, 1)[60:].tolist() == list(range(60, 100))
+def test_window_rows_are_the_newest_fed_steps():
+    rows = window_rows(5, 3)
+    assert [r.tolist() for r in rows] == [[0], [0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]]
+    silent = np.array([False, True, False, False, True, False])
+    rows = window_rows(6, 2, silent)  # silent steps are not fed: a window holds the newest fed steps
+    assert [r.tolist() for r in rows] == [[0], [0, 2], [2, 3], [3, 5]]
 
 
-def test_sliding_prediction_reads_each_step_from_its_window():
+def test_causal_prediction_reads_each_step_as_the_newest_row_of_its_window():
     model = tiny_model()
     mel, global_feat = torch.randn(75, 51, 128), torch.randn(75, 8)
-    windows = SlidingWindows(window=20, hops=(1, 5), batch=7)
+    windows = SlidingWindows(window=20, batch=7)
     va = predict_song(model, mel, global_feat, windows=windows)
     assert va.shape == (75, 2)
     with torch.no_grad():
-        first = model(mel[None, :20], global_feat[None, :20]).va[0]
-        ending_at_40 = model(mel[None, 21:41], global_feat[None, 21:41]).va[0]
-        ending_at_24 = model(mel[None, 5:25], global_feat[None, 5:25]).va[0]
-    torch.testing.assert_close(va[:20], first)
-    torch.testing.assert_close(va[40, 0], ending_at_40[-1, 0])  # valence: the window ending at the step
-    torch.testing.assert_close(va[21, 1], ending_at_24[-4, 1])  # arousal: windows every 5 steps (ends 24, 29, ...)
+        for step in (0, 5, 19, 40, 74):
+            start = max(0, step - 19)
+            newest = model(mel[None, start : step + 1], global_feat[None, start : step + 1]).va[0, -1]
+            torch.testing.assert_close(va[step], newest)
+    # nothing after a step reaches its value
+    changed = mel.clone()
+    changed[50:] = torch.randn(25, 51, 128)
+    torch.testing.assert_close(predict_song(model, changed, global_feat, windows=windows)[:50], va[:50])
     # with adapted weights, the cached local features come from the adapted adapter
     weights, _ = adapt(model, [(mel[:20], global_feat[:20], torch.rand(20, 2) - 0.5)], AdaptConfig(steps=1, lr=0.5))
     adapted = predict_song(model, mel, global_feat, weights=weights, windows=windows)
     with torch.no_grad():
         model.eval()
         direct = run(model, weights, mel[None, 21:41], global_feat[None, 21:41]).va[0]
-    torch.testing.assert_close(adapted[40, 0], direct[-1, 0])
+    torch.testing.assert_close(adapted[40], direct[-1])
     assert not torch.allclose(adapted, va)
-    short = predict_song(model, mel[:12], global_feat[:12], windows=windows)
+    # silent steps are NaN and not fed
+    silent = np.zeros(75, bool)
+    silent[[3, 30]] = True
+    quiet = predict_song(model, mel, global_feat, windows=windows, silent=silent)
+    assert torch.isnan(quiet[[3, 30]]).all() and not torch.isnan(quiet[[0, 4, 31]]).any()
     with torch.no_grad():
-        torch.testing.assert_close(short, model(mel[None, :12], global_feat[None, :12]).va[0])
+        rows = [r for r in range(12, 34) if r != 30][-20:]
+        torch.testing.assert_close(quiet[33], model(mel[None, rows], global_feat[None, rows]).va[0, -1])
+
+
+def test_a_causal_model_sees_the_past_only():
+    torch.manual_seed(0)
+    config = ModelConfig.preset("small", hidden_dim=32, global_dim=8, num_heads=4, ffn_dim=64, lstm_hidden=16,
+                                head_hidden=16, num_layers=1, causal=True)
+    model = DSAML(config).eval()
+    mel, global_feat = torch.randn(1, 30, 51, 128), torch.randn(1, 30, 8)
+    with torch.no_grad():
+        whole = model(mel, global_feat).va[0]
+        prefix = model(mel[:, :12], global_feat[:, :12]).va[0]
+    torch.testing.assert_close(whole[:12], prefix)  # row t of a window is the stream's value at t
+    assert sum(p.numel() for p in model.predictor.parameters()) > 0
 
 
 def test_adaptation_fits_the_support_and_leaves_the_base_model_alone():

@@ -36,13 +36,20 @@ def write_song(path, seconds: float, frequency: float = 440.0, rate: int = 8000)
 
 
 def test_global_windows():
-    trailing = GlobalWindows(seconds=4.0, refresh_steps=3)
+    trailing = GlobalWindows(seconds=4.0, refresh_steps=3, delay=0)
     assert trailing.window(0, 20.0) == (0.0, 0.5)  # causal: only what has been heard
     assert trailing.window(4, 20.0) == (0.0, 2.0)  # held since its refresh at step 3
     assert trailing.window(12, 20.0) == (2.5, 6.5)
-    centred = GlobalWindows(placement="centred", seconds=4.0, refresh_steps=1)
+    late = GlobalWindows(seconds=4.0, refresh_steps=3)  # delay 1, as the stream: one refresh period late
+    assert [late.anchor(step) for step in range(10)] == [0, 0, 0, 0, 0, 0, 3, 3, 3, 6]
+    assert late.window(4, 20.0) == (0.0, 0.5) and late.window(15, 20.0) == (2.5, 6.5)
+    # the feature cache stores undelayed rows (row s: its own anchor's vector); the delay is a shift of them
+    held = torch.tensor([float(late.undelayed().anchor(s)) for s in range(10)])[:, None]
+    torch.testing.assert_close(late.delayed(held), torch.tensor([float(late.anchor(s)) for s in range(10)])[:, None])
+    centred = GlobalWindows(placement="centred", seconds=4.0, refresh_steps=1, delay=0)
     assert centred.window(10, 20.0) == (3.25, 7.25)
     assert centred.window(39, 20.0) == (17.75, 20.0)  # cut at the end of the audio
+    assert GlobalWindows(placement="centred", seconds=4.0, refresh_steps=1).window(11, 20.0) == (3.25, 7.25)
     with pytest.raises(InputError, match="placement"):
         GlobalWindows(placement="ahead")
 
@@ -58,6 +65,8 @@ def test_cache_computes_once_and_matches_direct_computation(tmp_path):
     waveform, rate = soundfile.read(song, dtype="float32")
     torch.testing.assert_close(features.log_mel, LogMelSlicer()(waveform, rate))
     torch.testing.assert_close(features.global_feat[9], encoder.embed(waveform, rate, window=windows.window(9, 6.2)))
+    torch.testing.assert_close(features.global_feat[3], encoder.embed(waveform, rate, window=windows.window(3, 6.2)))
+    assert windows.window(9, 6.2) == windows.span(4, 6.2)  # read one refresh late (delay 1), as the stream
 
     again = FeatureCache(WindowStats(), root=tmp_path / "cache", windows=windows)
     torch.testing.assert_close(again.song(song).global_feat, features.global_feat)
@@ -105,4 +114,7 @@ def test_real_musicnn_features(tmp_path):
     features = FeatureCache(encoder, root=tmp_path / "cache").song(song)
     assert features.global_feat.shape == (8, 200) and torch.isfinite(features.global_feat).all()
     waveform, rate = soundfile.read(song, dtype="float32")
-    torch.testing.assert_close(features.global_feat[7], encoder.embed(waveform, rate, window=(0.0, 3.5)))  # refreshed at step 6
+    # refreshed at step 6 and used from step 12 (delay 1): steps 6 and 7 still use step 0's window
+    torch.testing.assert_close(features.global_feat[7], encoder.embed(waveform, rate, window=(0.0, 0.5)))
+    undelayed = FeatureCache(encoder, root=tmp_path / "cache", windows=GlobalWindows(delay=0)).song(song)
+    torch.testing.assert_close(undelayed.global_feat[7], encoder.embed(waveform, rate, window=(0.0, 3.5)))

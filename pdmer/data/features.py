@@ -12,6 +12,7 @@ curve's labels describe (label i <-> row ``curve.first_step + i``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,39 +32,61 @@ from pdmer.model.encoders import GlobalEncoder, embed_each, load_global_encoder
 from pdmer.model.preprocess import LogMelSlicer, MelConfig
 
 PLACEMENTS = ("trailing", "centred")
-LEGACY_WINDOWS = {"placement": "trailing", "seconds": 30.0, "refresh_steps": 5}  # models saved before pdmer recorded them
+# Models saved before pdmer recorded their windows (pdmer 0.1), and the fields they lack in older records.
+LEGACY_WINDOWS = {"placement": "trailing", "seconds": 30.0, "refresh_steps": 5, "delay": 0}
 
 
 @dataclass(frozen=True)
 class GlobalWindows:
     """Which audio each step's global vector summarises.
 
-    - "trailing": the ``seconds`` before the end of the step's slice (causal: what the live stream can see);
+    - "trailing": the ``seconds`` before the end of an anchor step's slice (causal: what the live stream can see);
     - "centred": ``seconds`` centred on the slice, as the authors' test path (it looks ``seconds / 2`` ahead).
-    The vector is refreshed every ``refresh_steps`` steps and held in between, as the stream refreshes it off its
-    hot path; 1 recomputes it at every step. Every 6 steps (3 s, one musicnn patch): consecutive windows then share
-    all their 3 s patches but the newest (pdmer.model.patches), so each refresh encodes one patch.
+    A vector is computed at every ``refresh_steps``-th step (the anchors) and held in between, as the stream
+    refreshes it off its hot path; 1 recomputes it at every step. Every 6 steps (3 s, one musicnn patch):
+    consecutive windows then share all their 3 s patches but the newest (pdmer.model.patches), so each refresh
+    encodes one patch.
+    ``delay``: a step uses the vector of the anchor ``delay`` refresh periods before its own. The stream computes
+    a refresh on a worker thread while the music plays on and uses it one period later (1), so that no hop waits
+    for the encoder; offline prediction and training read the same vectors, so a file's curve is the stream's.
+    Models recorded before pdmer knew this read as 0 (each step its own anchor's vector: what they were trained on).
     """
 
     placement: str = "trailing"
     seconds: float = 30.0  # authors' PDMERModel global_context_length=30
     refresh_steps: int = 6  # 3 s: musicnn's patch (pdmer 0.1 used 5, which models trained then record)
+    delay: int = 1  # refresh periods between an anchor and the first step that uses its vector
 
     def __post_init__(self) -> None:
         if self.placement not in PLACEMENTS:
             raise InputError(f"global window placement {self.placement!r} must be one of {', '.join(PLACEMENTS)}")
-        if self.seconds <= 0 or self.refresh_steps < 1:
-            raise InputError(f"global windows need seconds > 0 and refresh_steps >= 1, got {self}")
+        if self.seconds <= 0 or self.refresh_steps < 1 or self.delay < 0:
+            raise InputError(f"global windows need seconds > 0, refresh_steps >= 1 and delay >= 0, got {self}")
 
-    def window(self, step: int, duration: float) -> tuple[float, float]:
-        """(start, end) seconds of the window step ``step``'s vector is computed from."""
-        anchor = step - step % self.refresh_steps
+    def anchor(self, step: int) -> int:
+        """The anchor step whose window gives step ``step``'s vector."""
+        return max(0, step - step % self.refresh_steps - self.delay * self.refresh_steps)
+
+    def span(self, anchor: int, duration: float) -> tuple[float, float]:
+        """(start, end) seconds of the window computed at ``anchor`` (within audio of ``duration`` s)."""
         if self.placement == "trailing":
             end = min(duration, STEP_SECONDS * (anchor + 1))
             return max(0.0, end - self.seconds), end
         centre = STEP_SECONDS * (anchor + 0.5)
-        start, end = max(0.0, centre - self.seconds / 2), min(duration, centre + self.seconds / 2)
-        return start, end
+        return max(0.0, centre - self.seconds / 2), min(duration, centre + self.seconds / 2)
+
+    def window(self, step: int, duration: float) -> tuple[float, float]:
+        """(start, end) seconds of the window step ``step``'s vector is computed from."""
+        return self.span(self.anchor(step), duration)
+
+    def undelayed(self) -> GlobalWindows:
+        return dataclasses.replace(self, delay=0)
+
+    def delayed(self, vectors: torch.Tensor) -> torch.Tensor:
+        """[T, G] vectors of these windows without delay (each step its own anchor's) -> with ``delay``: a row
+        shift, since step s's anchor is then the one of step s - delay x refresh_steps (the first one before)."""
+        rows = torch.clamp(torch.arange(len(vectors)) - self.delay * self.refresh_steps, min=0)
+        return vectors[rows]
 
 
 @dataclass(frozen=True)
@@ -87,7 +110,7 @@ def recorded_inputs(context: dict[str, str], global_dim: int, *, source: str, im
                     device="cpu", threads: int | None = None) -> tuple[GlobalEncoder, GlobalWindows]:
     """The global encoder and windows a model was trained with, as its metadata records them (a checkpoint's
     ``deployment_metadata``, an export's metadata_props); the encoder's size is checked against the model's.
-    Windows recorded without a refresh period are pdmer 0.1's (every 5 steps)."""
+    Windows recorded without a refresh period are pdmer 0.1's (every 5 steps); without a delay, 0."""
     spec = json.loads(context["global_encoder"])
     options = dict(spec["options"])
     if spec["name"] == "musicnn":
@@ -149,9 +172,12 @@ class FeatureCache:
         self.encoder, self.mel_config, self.windows = encoder, mel, windows
         self.root = Path(root) if root is not None else default_cache_dir()
         self.slicer = LogMelSlicer(mel)
+        # Entries hold each step's own anchor's vector (no delay): the delay is a shift applied when they are read,
+        # so models with and without it share entries (and the key is what it was before delays existed).
+        stored = {k: v for k, v in asdict(windows).items() if k != "delay"}
         self.keys = {
             "log_mel": stable_hash({"mel": asdict(mel)}),
-            "global": stable_hash({"mel": asdict(mel), "encoder": encoder.fingerprint, "windows": asdict(windows)}),
+            "global": stable_hash({"mel": asdict(mel), "encoder": encoder.fingerprint, "windows": stored}),
         }
         self.computed = 0  # entries computed (not read) by this instance: tests and progress reports use it
 
@@ -171,10 +197,10 @@ class FeatureCache:
             if tensors["global"] is None:
                 features = self.global_features(waveform, rate, len(tensors["log_mel"]))
                 tensors["global"] = self.write(self.entry(digest, "global"), features, path)
-        return SongFeatures(tensors["log_mel"], tensors["global"])
+        return SongFeatures(tensors["log_mel"], self.windows.delayed(tensors["global"]))
 
     def global_features(self, waveform, rate: int, steps: int) -> torch.Tensor:
-        return global_vectors(self.encoder, self.windows, waveform, rate, steps)
+        return global_vectors(self.encoder, self.windows.undelayed(), waveform, rate, steps)
 
     @staticmethod
     def read(path: Path) -> torch.Tensor | None:

@@ -85,8 +85,10 @@ class ModelPredictor:
         return self.cache.song(self.dataset.songs[curve.song].audio).for_curve(curve)
 
     def predict(self, curve: Curve) -> np.ndarray:
-        mel, global_feat, _ = self.features(curve)
-        return self.run(mel, global_feat)
+        """The curve's rows of the whole song's causal prediction (a curve that starts at 15 s, as DEAM's, is
+        predicted with the 15 s before it heard, as the stream would)."""
+        count = len(self.features(curve)[2])
+        return self.predict_song(curve.song)[curve.first_step : curve.first_step + count]
 
     def predict_song(self, song: str) -> np.ndarray:
         features = self.cache.song(self.dataset.songs[song].audio)

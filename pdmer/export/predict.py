@@ -1,10 +1,10 @@
 """Offline prediction of a whole song on the ONNX runtime: ``pdmer predict``.
 
 The song is cut into 0.5 s log-mel slices; each step's global vector comes from the windows the model was trained
-with (recorded in the checkpoint; by default the trailing 30 s, refreshed every 2.5 s: what the live stream sees,
-so an offline curve is what the stream would have sent, not a look-ahead one). Windows of 60 steps slide over the
-song as in evaluation (:mod:`pdmer.model.inference`): valence from the window ending at each step, arousal from
-windows every 2.5 s.
+with (recorded in the checkpoint; by default the trailing 30 s, refreshed every 3 s and used one refresh later:
+what the live stream sees). Each step's value is the newest row of the model on the (at most 60) steps up to it
+(:mod:`pdmer.model.inference`), silent slices left out, as the stream runs it: an offline curve is what
+``pdmer-stream --source FILE --fast`` sends, not a look-ahead one.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pdmer.audio import silent_slices
 from pdmer.data.curves import STEP_SECONDS
 from pdmer.errors import InputError
 from pdmer.export.runtime import OnnxModel
-from pdmer.model.inference import SlidingWindows, assemble, window_batches
+from pdmer.model.inference import SlidingWindows, newest_rows
 
 Progress = Callable[[int, int], None]  # (done, total)
 MIN_SECONDS = STEP_SECONDS  # one whole 0.5 s slice: the model's smallest input
@@ -116,24 +117,22 @@ def waveform_features(encoder, windows, waveform, rate: int, *, progress: Progre
     return mel, global_vectors(encoder, windows, waveform, rate, len(mel), progress)
 
 
-def predict_onnx(onnx: OnnxModel, mel, global_feat, *, windows: SlidingWindows = SlidingWindows()) -> np.ndarray:
-    """V-A [T, 2] for one song's log-mel [T, F, M] and per-step global vectors [T, G]; the same windows and the
-    same steps as :func:`pdmer.model.inference.predict_song` on the torch model."""
+def predict_onnx(onnx: OnnxModel, mel, global_feat, *, windows: SlidingWindows = SlidingWindows(),
+                 silent=None) -> np.ndarray:
+    """V-A [T, 2] for one song's log-mel [T, F, M] and per-step global vectors [T, G]: each step the newest row of
+    its causal window, as :func:`pdmer.model.inference.predict_song` on the torch model and as the stream sends it
+    (``silent`` steps are not fed and are NaN)."""
     mel, global_feat = np.asarray(mel, np.float32), np.asarray(global_feat, np.float32)
-    steps, size = len(mel), windows.window
-    if steps <= size:
-        return onnx(mel[None], global_feat[None]).va[0]
+    size = windows.window
     # Each slice's local feature once (the graph returns them), then every window from cached local features.
     local = np.concatenate([onnx(mel[None, i : i + size], global_feat[None, i : i + size]).local[0]
-                            for i in range(0, steps, size)])
-    outputs = {}
-    for chunk in window_batches(steps, windows):
-        starts = [end - size + 1 for end in chunk]
-        result = onnx(np.stack([mel[end : end + 1] for end in chunk]),
-                      np.stack([global_feat[s : s + size] for s in starts]),
-                      past_local=np.stack([local[s : s + size - 1] for s in starts]))
-        outputs.update(zip(chunk, result.va))
-    return assemble(steps, windows, outputs).numpy()
+                            for i in range(0, len(mel), size)])
+
+    def newest(rows: np.ndarray) -> np.ndarray:
+        result = onnx(mel[rows[:, -1:]], global_feat[rows], past_local=local[rows[:, :-1]])
+        return result.va[:, -1]
+
+    return newest_rows(len(mel), windows, newest, silent)
 
 
 @dataclass
@@ -171,7 +170,8 @@ def predict_each(deployments: list[Deployed], audio: str | Path, *, progress: Pr
         if key not in features:
             mel, global_feat, waveform, rate = song_features(deployed.encoder, deployed.windows, audio,
                                                              progress=progress)
-            features[key] = (mel.numpy(), global_feat.numpy())
-        va = predict_onnx(deployed.onnx, *features[key])
+            features[key] = (mel.numpy(), global_feat.numpy(), silent_slices(waveform, rate, len(mel)))
+        mel, global_feat, silent = features[key]
+        va = predict_onnx(deployed.onnx, mel, global_feat, silent=silent)
         predictions.append(SongPrediction(Path(audio).name, deployed.name, np.arange(len(va)) * STEP_SECONDS, va))
     return predictions, waveform, rate

@@ -74,6 +74,11 @@ class ModelConfig(PresetConfig):
     # "per_sequence": eq. 3 on each sequence's map, averaged over the batch (the paper);
     # "batch_map": eq. 3 on the batch-averaged map (the authors' utils/train.py).
     attn_loss_reduction: str = "per_sequence"
+    # Not in the paper: every step sees only itself and the steps before it (band masks cut to the past, a forward
+    # LSTM of twice the width instead of the BiLSTM). The stream emits each window's newest row, which a BiLSTM and
+    # two-sided bands train for least (its backward pass has seen one step there); a causal model trains every row
+    # for what the stream sends.
+    causal: bool = False
     name: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:

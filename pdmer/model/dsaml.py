@@ -47,11 +47,15 @@ class Fusion(nn.Module):
 
 
 class SequencePredictor(nn.Module):
-    """BiLSTM -> Linear -> Dropout -> Linear(2), the authors' ``SequenceValuePredictionModel``."""
+    """BiLSTM -> Linear -> Dropout -> Linear(2), the authors' ``SequenceValuePredictionModel``; a causal model
+    runs one forward LSTM of twice the width instead (the same output size)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.lstm = nn.LSTM(cfg.hidden_dim, cfg.lstm_hidden, batch_first=True, bidirectional=True)
+        if cfg.causal:
+            self.lstm = nn.LSTM(cfg.hidden_dim, 2 * cfg.lstm_hidden, batch_first=True)
+        else:
+            self.lstm = nn.LSTM(cfg.hidden_dim, cfg.lstm_hidden, batch_first=True, bidirectional=True)
         self.hidden = nn.Linear(2 * cfg.lstm_hidden, cfg.head_hidden)
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(cfg.head_hidden, 2)
@@ -139,19 +143,19 @@ class DSAML(nn.Module):
             # Both passes of the shared encoder as one batch [local; global] under a mask per sequence: the same
             # numbers as two calls, in half as many (larger) operations, which is what small models spend time on.
             batch = z.shape[0]
-            masks = torch.stack([band_mask(steps, cfg.local_band, z.device),
-                                 band_mask(steps, cfg.global_band, z.device)])  # (2, T, T)
+            masks = torch.stack([band_mask(steps, cfg.local_band, z.device, causal=cfg.causal),
+                                 band_mask(steps, cfg.global_band, z.device, causal=cfg.causal)])  # (2, T, T)
             both, maps = self.encoder(torch.cat([z, z]), masks.repeat_interleave(batch, dim=0)[:, None])
             z_local, z_global = both[:batch], both[batch:]
             local_maps, global_maps = [m[:batch] for m in maps], [m[batch:] for m in maps]
             z = torch.sigmoid(z_local + z_global)  # z' of paper §Dual-Scale Attention Transformer
         elif cfg.use_local_attention:
-            z_local, local_maps = self.encoder(z, band_mask(steps, cfg.local_band, z.device))
+            z_local, local_maps = self.encoder(z, band_mask(steps, cfg.local_band, z.device, causal=cfg.causal))
             z = z_local
         elif cfg.use_global_attention:
-            z, global_maps = self.encoder(z, band_mask(steps, cfg.global_band, z.device))
+            z, global_maps = self.encoder(z, band_mask(steps, cfg.global_band, z.device, causal=cfg.causal))
         else:  # ablation without either mask: plain full attention, as the authors' code falls back to
-            z, global_maps = self.encoder(z, band_mask(steps, steps, z.device))
+            z, global_maps = self.encoder(z, band_mask(steps, steps, z.device, causal=cfg.causal))
 
         return DSAMLOutput(
             va=self.predictor(z),

@@ -15,11 +15,12 @@ from torch import nn
 from pdmer.model.config import ModelConfig
 
 
-def band_mask(steps: int, band: int, device: torch.device | None = None) -> torch.Tensor:
-    """M_n of paper eq. 1 as a bool [T, T]: True where |i - j| <= band. Attention takes a mask as [T, T] (one for
-    the batch) or [B, 1, T, T] (one per sequence)."""
+def band_mask(steps: int, band: int, device: torch.device | None = None, *, causal: bool = False) -> torch.Tensor:
+    """M_n of paper eq. 1 as a bool [T, T]: True where |i - j| <= band (``causal``: and j <= i, the past only).
+    Attention takes a mask as [T, T] (one for the batch) or [B, 1, T, T] (one per sequence)."""
     position = torch.arange(steps, device=device)
-    return (position[:, None] - position[None, :]).abs() <= band
+    distance = position[:, None] - position[None, :]  # i - j
+    return (distance >= 0) & (distance <= band) if causal else distance.abs() <= band
 
 
 class RelativeKeySelfAttention(nn.Module):

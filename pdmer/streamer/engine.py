@@ -15,9 +15,11 @@ Per hop (DESIGN.md §7):
   later).
 Global vectors come from trailing windows (the windows the model was trained with; by default 30 s, a new one every
 6 steps of the first grid). A refresh starts at its anchor step on a worker thread, off the hop's path, and is used
-from one refresh period later: steps a .. a+5 use the vector of anchor a-6 (the other grids: that of the first
-grid's newest complete slice). So the values do not depend on how fast the worker was, and a stream from a device
-gives what ``--fast`` gives on the same audio. Until the first refresh is ready, the first vector is waited for.
+from one refresh period later (``GlobalWindows.delay`` = 1): steps a .. a+5 use the vector of anchor a-6 (the other
+grids: that of the first grid's newest complete slice). So the values do not depend on how fast the worker was, a
+stream from a device gives what ``--fast`` gives on the same audio, and ``pdmer predict`` reads the same vectors.
+Until the first refresh is ready, the first vector is waited for (and every refresh, for models recorded with
+delay 0).
 A musicnn "grid" encoder keeps its 3 s patches between refreshes (pdmer.model.patches): a refresh encodes the
 newest patch only. ``global_every`` (steps) changes the refresh period: fewer refreshes cost less CPU on a small
 machine, more follow changes sooner; the model was trained with its checkpoint's period (a deviation).
@@ -37,10 +39,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pdmer.audio import SILENCE_DB, level_db
 from pdmer.data.curves import STEP_SECONDS
 from pdmer.errors import InputError
 
-SILENCE_DB = -60.0  # slice RMS in dBFS below which the slice counts as silence
 MODEL_WINDOW = 60  # steps the model sees at most: its 30 s training windows
 
 
@@ -158,7 +160,7 @@ class Engine:
 
     # -- global vectors --------------------------------------------------------------------------------------------
     def start_refresh(self, anchor: int) -> None:
-        start, end = self.windows.window(anchor, (anchor + 1) * STEP_SECONDS)  # trailing: ends with this slice
+        start, end = self.windows.span(anchor, (anchor + 1) * STEP_SECONDS)  # trailing: ends with this slice
         audio = self.tail(start, end).copy()
         self.pending[anchor] = self.worker.submit(self.embed, audio, start)
 
@@ -172,9 +174,7 @@ class Engine:
 
     def vector_for(self, step: int) -> np.ndarray:
         """The global vector of the first grid's slice ``step``."""
-        refresh = self.windows.refresh_steps
-        anchor = step - step % refresh
-        use = max(0, anchor - refresh)  # one period late, so the worker has a whole period to compute it
+        use = self.windows.anchor(step)  # delay 1: one period late, so the worker has a whole period for it
         if use not in self.vectors:
             self.vectors[use] = self.pending.pop(use).result()  # waits only at the start (or on a slow machine)
             for old in [a for a in self.vectors if a < use]:
@@ -195,7 +195,7 @@ class Engine:
             self.start_refresh(newest)
         start_s = first * self.hop_s
         wave = self.tail(start_s, start_s + STEP_SECONDS)
-        level = 20 * np.log10(max(float(np.sqrt(np.mean(wave.astype(np.float64) ** 2))), 1e-10))
+        level = level_db(wave)
         vector = self.vector_for(newest)
         if level < self.silence_db:
             return Frame(first, start_s, math.nan, math.nan, (time.perf_counter() - started) * 1e3, True, level)

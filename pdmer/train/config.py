@@ -39,6 +39,9 @@ class TrainConfig:
     steps: int = 2000  # outer (meta) steps, or optimizer steps in dmer mode; authors' --num_epochs
     device: str = "auto"
     init: str = ""  # a pdmer model checkpoint to start from (e.g. a dmer run's model.safetensors); "" = random
+    # DSAML only, not in the paper: each step sees the past only (pdmer.model.config.ModelConfig.causal), so every
+    # training row is what the stream sends
+    causal: bool = False
     # [data]
     data: str = ""
     # Several datasets, each drawn in proportion to its weight (replaces ``data``): a TOML list of tables,
@@ -109,12 +112,18 @@ class TrainConfig:
             Source.parse(source)  # a bad entry is named before any work
         if self.model != "dsaml" and self.ablations():
             raise InputError(f"config: the ablation flags {sorted(self.ablations())} apply to dsaml only")
+        if self.model != "dsaml" and self.causal:
+            raise InputError("config: causal = true applies to dsaml only")
 
     def data_sources(self) -> list[Source]:
         """The datasets to train on: ``sources``, else ``data`` as one source of weight 1."""
         if self.sources:
             return [Source.parse(entry, self) for entry in self.sources]
         return [Source(self.data, 1.0, self.format, self.train_split, self.val_split)] if self.data else []
+
+    def model_overrides(self) -> dict:
+        """ModelConfig fields this run sets: the ablations, and causal."""
+        return {**self.ablations(), **({"causal": True} if self.causal else {})}
 
     def ablations(self) -> dict:
         """ModelConfig overrides for the paper's Table 3 ablations that are switched on."""
@@ -215,7 +224,7 @@ class Source:
 
 
 SECTIONS = {
-    "run": ("mode", "model", "preset", "seed", "steps", "device", "init"),
+    "run": ("mode", "model", "preset", "seed", "steps", "device", "init", "causal"),
     "data": ("data", "sources", "format", "raters", "train_split", "val_split", "encoder", "imagebind", "cache", "window",
              "global_placement", "global_seconds"),
     "optim": ("optimizer", "lr", "batch_size", "grad_clip"),

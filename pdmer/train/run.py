@@ -163,7 +163,7 @@ class Run:
 
         torch.manual_seed(self.cfg.seed)
         self.model = build_model(self.cfg.model, self.cfg.preset, global_dim=self.encoder.dim,
-                                 **self.cfg.ablations()).to(self.device)
+                                 **self.cfg.model_overrides()).to(self.device)
         if self.cfg.init:
             self.start_from(Path(self.cfg.init))
         self.params = [p for _, p in trainable(self.model)]  # in the order the step gradients come in
@@ -299,9 +299,8 @@ class Run:
         from pdmer.evaluate.run import evaluate
         from pdmer.model.inference import SlidingWindows
 
-        # Cheaper windows than pdmer eval's (a new window every 5 steps for both dimensions).
         predictor = ModelPredictor(self.model, self.cache, source.val, adaptation=adaptation_of(self.cfg),
-                                   windows=SlidingWindows(window=self.cfg.window, hops=(5, 5)))
+                                   windows=SlidingWindows(window=self.cfg.window))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.cfg.seed)
             if source.kind == "levels":
