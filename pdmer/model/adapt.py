@@ -146,12 +146,15 @@ def adapt(
             weights[name] = weights[name].detach().requires_grad_(True)
     if config.params in ("output", "bias") and not create_graph:
         return adapt_last_layer(model, batches, config, weights, trainable)
+    if config.params == "all" and batches[0][0].ndim == 3:
+        raise InputError("adapting every parameter needs log-mel slices, not the front end's outputs")
     losses = []
     if config.params != "all":
         # The front end is fixed, so its outputs are too: computed once, in eval mode, as prediction will compute
-        # them (batch norm uses its running statistics and leaves them as they are).
+        # them (batch norm uses its running statistics and leaves them as they are). Support pieces of [T, L]
+        # are such outputs already (training with a frozen front end).
         with mode(model, False), torch.no_grad():
-            batches = [(local_features(model, weights, m), g, v) for m, g, v in batches]
+            batches = [(m if m.ndim == 3 else local_features(model, weights, m), g, v) for m, g, v in batches]
     with mode(model, config.train_mode):
         for _ in range(config.steps):
             loss = sum(model.loss(forward(model, weights, m, g, config), v).total for m, g, v in batches)
@@ -169,8 +172,9 @@ def last_layer_inputs(model: nn.Module, weights: Weights, mel, global_feat) -> t
     captured = []
     hooks = [model.get_submodule(name).register_forward_hook(lambda _m, inputs, _o: captured.append(inputs[0]))
              for name in model.OUTPUT]
-    try:
-        output = run(model, weights, mel, global_feat)
+    try:  # mel [B, T, F, M], or the front end's outputs [B, T, L]
+        output = run(model, weights, mel, global_feat) if mel.ndim == 4 else \
+            run(model, weights, None, global_feat, local=mel)
     finally:
         for hook in hooks:
             hook.remove()

@@ -80,6 +80,8 @@ class Run:
         self.check_folder(resume)
         self.load_data()
         self.build_model()
+        if cfg.front_end == "frozen":
+            self.local_pool()
         self.step, self.best = 0, -math.inf
         if resume:
             self.restore()
@@ -166,6 +168,8 @@ class Run:
                                  **self.cfg.model_overrides()).to(self.device)
         if self.cfg.init:
             self.start_from(Path(self.cfg.init))
+        if self.cfg.front_end == "frozen":
+            self.freeze_front_end()
         self.params = [p for _, p in trainable(self.model)]  # in the order the step gradients come in
         if self.cfg.optimizer == "adam":
             self.optimizer = torch.optim.Adam(self.params, lr=self.cfg.lr)
@@ -173,21 +177,67 @@ class Run:
             self.optimizer = torch.optim.SGD(self.params, lr=self.cfg.lr)
 
     def start_from(self, path: Path) -> None:
-        """Load the weights of ``init`` (a checkpoint of the same architecture, config and global encoder)."""
+        """Load the weights of ``init`` (a checkpoint of the same architecture, config and global encoder). A
+        checkpoint that differs only in ``causal`` gives every weight of the same name and shape (all but the
+        sequence predictor's LSTM, which starts fresh)."""
         from pdmer.model.checkpoint import load_model, read_metadata
         from pdmer.model.registry import architecture_of
 
         start = load_model(path)
         architecture = architecture_of(start)
         encoder = json.loads(read_metadata(path).get("global_encoder", "{}")).get("name", self.encoder.name)
-        if architecture != self.cfg.model or start.config != self.model.config:
+        same = architecture == self.cfg.model and start.config == self.model.config
+        only_causal = (architecture == self.cfg.model
+                       and dataclasses.replace(start.config, causal=self.model.config.causal) == self.model.config)
+        if not (same or only_causal):
             raise InputError(f"init {path} is a {architecture} with another config than this run's "
-                             f"{self.cfg.model} (preset {self.cfg.preset}, ablations {self.cfg.ablations()}): "
+                             f"{self.cfg.model} (preset {self.cfg.preset}, {self.cfg.model_overrides()}): "
                              "start from a checkpoint trained with the same model settings")
+        own = self.model.state_dict()
+        given = {name: w for name, w in start.state_dict().items() if name in own and own[name].shape == w.shape}
         if encoder != self.encoder.name:
-            raise InputError(f"init {path} was trained on {encoder} features, this run uses {self.encoder.name}: "
-                             "start from a checkpoint with the same global encoder")
-        self.model.load_state_dict(start.state_dict())
+            if self.cfg.front_end != "frozen":
+                raise InputError(f"init {path} was trained on {encoder} features, this run uses "
+                                 f"{self.encoder.name}: start from a checkpoint with the same global encoder (or "
+                                 "take only its front end: front_end = \"frozen\")")
+            # The front end never sees the global features: it alone carries over to another encoder.
+            front = tuple(f"{name}." for name in self.model.FRONT_END)
+            given = {name: w for name, w in given.items() if name.startswith(front)}
+        fresh = sorted(set(own) - set(given))
+        if fresh:
+            self.report(f"init {path}: {len(fresh)} tensors start fresh ({', '.join(fresh[:4])}"
+                        f"{' ...' if len(fresh) > 4 else ''})")
+        self.model.load_state_dict({**own, **given})
+
+    def local_pool(self) -> None:
+        """front_end = "frozen": every training example's log-mel slices replaced by the fixed front end's
+        outputs [T, L], computed once per song (in eval mode, as prediction computes them)."""
+        computed: dict[tuple[int, int], torch.Tensor] = {}
+        longest: dict[int, torch.Tensor] = {}
+        for source in self.sources:
+            for example in source.pool:  # the longest rows per storage, so curves of one song share one pass
+                key = example.mel.data_ptr()
+                if key not in longest or len(example.mel) > len(longest[key]):
+                    longest[key] = example.mel
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            self.model.eval()
+            for key, mel in longest.items():
+                computed[key] = torch.cat([self.model.local_features(mel[None, i : i + 256].to(self.device))[0]
+                                           for i in range(0, len(mel), 256)]).cpu()
+            self.model.train()
+        for source in self.sources:
+            new = {id(e): dataclasses.replace(e, mel=computed[e.mel.data_ptr()][: len(e.mel)]) for e in source.pool}
+            source.pool = [new[id(e)] for e in source.pool]
+            if source.sampler is not None:
+                source.sampler.groups = {who: [new[id(e)] for e in songs] for who, songs in source.sampler.groups.items()}
+
+    def freeze_front_end(self) -> None:
+        """front_end = "frozen": the adapter keeps its weights (and batch-norm statistics); each song's local
+        features are computed once (:meth:`local_pool`)."""
+        for name in self.model.FRONT_END:
+            module = getattr(self.model, name)
+            if module is not None:
+                module.requires_grad_(False)
 
     def restore(self) -> None:
         state = torch.load(self.out / STATE, map_location=self.device, weights_only=True)

@@ -46,6 +46,17 @@ def trainable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
 
 
+def inputs(mel: torch.Tensor) -> tuple:
+    """(mel, local keywords) for the model: training examples hold log-mel slices [B, T, F, M], or with a frozen
+    front end its outputs [B, T, L] (pdmer.train.run.Run.local_pool)."""
+    return (mel, {}) if mel.ndim == 4 else (None, {"local": mel})
+
+
+def forward(model: nn.Module, mel: torch.Tensor, glob: torch.Tensor):
+    mel, options = inputs(mel)
+    return model(mel, glob, **options)
+
+
 def task_gradient(model: nn.Module, task: Task, adaptation: AdaptConfig | None, *, first_order: bool,
                   device: torch.device) -> tuple[list[torch.Tensor], StepStats]:
     """The gradient of one task's query loss with respect to the base weights (``adaptation`` None: no inner
@@ -59,10 +70,10 @@ def task_gradient(model: nn.Module, task: Task, adaptation: AdaptConfig | None, 
     plain_kernels = torch.backends.cudnn.flags(enabled=False) if second_order_on_cuda else contextlib.nullcontext()
     with mode(model, True), plain_kernels:
         if task.kind == "levels":  # song-level quadrants: no inner loop, the sign of each clip's mean
-            loss = song_sign_loss(model(mel, glob).va, va[:, 0])
+            loss = song_sign_loss(forward(model, mel, glob).va, va[:, 0])
             targets = [p for _, p in params]
         elif adaptation is None:
-            loss = model.loss(model(mel, glob), va).total
+            loss = model.loss(forward(model, mel, glob), va).total
             targets = [p for _, p in params]
         else:
             support = [to_device(example.whole()) for example in task.support]
@@ -72,7 +83,8 @@ def task_gradient(model: nn.Module, task: Task, adaptation: AdaptConfig | None, 
             stats.inner_first, stats.inner_last = (inner[0], inner[-1]) if inner else (math.nan, math.nan)
             # The model's own buffers, so the base model's batch-norm statistics follow the query batches.
             weights = {**{name: adapted[name] for name, _ in params}, **dict(model.named_buffers())}
-            loss = model.loss(run(model, weights, mel, glob), va).total
+            query_mel, options = inputs(mel)
+            loss = model.loss(run(model, weights, query_mel, glob, **options), va).total
             targets = [p for _, p in params] if not first_order else [adapted[name] for name, _ in params]
     if not torch.isfinite(loss):
         raise NonFiniteLoss(f"the query loss of listener {task.listener}'s task is {float(loss.detach())}")
