@@ -38,3 +38,10 @@ def silent_slices(waveform: np.ndarray, rate: int, steps: int, silence_db: float
     judges them (pdmer.streamer.engine)."""
     size = round(rate * 0.5)
     return np.array([level_db(waveform[k * size : (k + 1) * size]) < silence_db for k in range(steps)], bool)
+
+
+def first_sound(samples: np.ndarray, silence_db: float = SILENCE_DB) -> int | None:
+    """Index of the first sample at or above the silence level (None: there is none). ``pdmer-stream`` starts its
+    clock there (--start-at-sound) and ``pdmer predict`` its slices, so both cut the same slices from a file."""
+    loud = np.flatnonzero(np.abs(samples) >= 10 ** (silence_db / 20))
+    return int(loud[0]) if loud.size else None

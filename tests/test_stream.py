@@ -328,3 +328,37 @@ def test_stream_a_file_at_hop_0_1_to_oscdump(setup, oscdump, tmp_path):  # noqa:
     assert np.abs(values - np.clip([(f.valence, f.arousal) for f in engine], -1, 1)).max() <= 1e-4
     report = json.loads(stats.read_text())
     assert report["hop_s"] == 0.1 and report["frames_sent"] == len(engine) and report["cpu_per_audio_s"] > 0
+
+
+def read_curve_csv(path):
+    rows = [line.split(",") for line in path.read_text().splitlines()[1:]]
+    return np.array([[float(v) for v in row] for row in rows])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["gap", "real"])
+def test_predict_and_the_stream_send_the_same_values(setup, oscdump, tmp_path, which):  # noqa: F811
+    """One causal path: `pdmer predict FILE` and `pdmer-stream --source FILE --fast` give the same value per step,
+    on a file with a silent gap (a test model) and on real music (the embedded default model)."""
+    from pdmer.defaults import MUSIC_EXCERPT
+
+    port, read = oscdump
+    audio, model = (setup["gap"], ["--model", str(setup["model"])]) if which == "gap" else (MUSIC_EXCERPT, [])
+    csv = tmp_path / "curve.csv"
+    predicted = subprocess.run([sys.executable, "-m", "pdmer", "predict", str(audio), *model, "--csv", str(csv)],
+                               capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr
+    curve = read_curve_csv(csv)
+    sounding = curve[np.isfinite(curve[:, 1])]
+    streamed = subprocess.run([sys.executable, "-m", "pdmer.streamer", *model, "--source", str(audio), "--fast",
+                               "--osc", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=300)
+    assert streamed.returncode == 0, streamed.stderr
+    lines = read(len(sounding) * MESSAGES_PER_FRAME + 2)
+    frames = np.array([[float(a) for a in args] for path, _, args in lines if path == "/pdmer/frame"])
+    assert len(frames) == len(sounding) > 12
+    if which == "gap":
+        assert len(curve) - len(sounding) == 6  # the 3 s gap: nan rows in the CSV, no frames on OSC
+    # the same steps (stream time counts from the first sound, predict's from the file's start) and values
+    offset = curve[0, 0]
+    assert np.abs(frames[:, 0] + offset - sounding[:, 0]).max() < 2e-3
+    assert np.abs(frames[:, 1:] - np.clip(sounding[:, 1:], -1, 1)).max() <= 1e-3

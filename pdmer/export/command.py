@@ -60,8 +60,10 @@ def _export(checkpoint, output) -> None:
 def predict(audio, **options) -> None:
     """The V-A curve of a whole song, one row per 0.5 s (time_s is the start of each step), on the ONNX runtime.
 
-    Global vectors use the windows the model was trained with (by default trailing 30 s: causal, as the live stream),
-    and 60-step windows slide over the song as in evaluation. Without --csv, --json or --out-dir the CSV goes to
+    The values are what `pdmer-stream --source FILE --fast` sends for the same file, step for step (within 1e-3):
+    the slices start at the first sound, each step's value is the model's newest row over the 30 s up to it (nothing
+    after a step changes it), global vectors come from the windows the model was trained with, and silent slices
+    are left out (their rows read nan). Without --csv, --json or --out-dir the CSV goes to
     stdout; with several --profile, only the plot is written. Several AUDIO files run in one process (the model
     loads once) into --out-dir: a file that fails is reported by name, the others still get their curves, and the
     exit code is 2 if any failed."""

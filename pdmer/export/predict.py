@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pdmer.audio import silent_slices
+from pdmer.audio import SILENCE_DB, first_sound, silent_slices
 from pdmer.data.curves import STEP_SECONDS
 from pdmer.errors import InputError
 from pdmer.export.runtime import OnnxModel
@@ -89,13 +89,6 @@ def load_profile(name: str):
     return load(name)
 
 
-def song_features(encoder, windows, audio: str | Path, *, progress: Progress | None = None):
-    """(log-mel [T, F, M], global [T, G] from ``encoder`` over ``windows``, samples, rate) of an audio file,
-    T = its whole 0.5 s slices."""
-    waveform, rate = read_song(audio)
-    return (*waveform_features(encoder, windows, waveform, rate, progress=progress), waveform, rate)
-
-
 def read_song(audio: str | Path):
     """(mono samples, rate) of an audio file at least MIN_SECONDS long."""
     from pdmer.audio import load_audio
@@ -113,7 +106,7 @@ def waveform_features(encoder, windows, waveform, rate: int, *, progress: Progre
     from pdmer.data.features import global_vectors
     from pdmer.model.preprocess import LogMelSlicer, MelConfig
 
-    mel = LogMelSlicer(MelConfig())(waveform, rate)
+    mel = LogMelSlicer(MelConfig()).each_slice(waveform, rate)  # resampled per slice, as the stream does
     return mel, global_vectors(encoder, windows, waveform, rate, len(mel), progress)
 
 
@@ -151,7 +144,7 @@ class SongPrediction:
 
     def to_csv(self) -> str:
         lines = ["time_s,valence,arousal"]
-        lines += [f"{t:.1f},{v:.6f},{a:.6f}" for t, v, a in self.rows()]
+        lines += [f"{t:.3f},{v:.6f},{a:.6f}" for t, v, a in self.rows()]
         return "\n".join(lines) + "\n"
 
 
@@ -163,15 +156,25 @@ def predict_file(deployed: Deployed, audio: str | Path, *, progress: Progress | 
 
 def predict_each(deployments: list[Deployed], audio: str | Path, *, progress: Progress | None = None):
     """([SongPrediction per deployment], waveform, rate): several profiles of one song. The features are computed
-    once for every deployment that records the same global encoder and windows (profiles of one base model)."""
-    features, predictions, waveform, rate = {}, [], None, None
+    once for every deployment that records the same global encoder and windows (profiles of one base model).
+
+    As ``pdmer-stream --source FILE`` does, the slices start at the file's first sound (the first sample above the
+    silence level) and silent slices are not fed: the values are the stream's, step for step. Times are the
+    file's (the first sound's time plus 0.5 s per step)."""
+    waveform, rate = read_song(audio)
+    start = first_sound(waveform)
+    if start is None or (len(waveform) - start) / rate < MIN_SECONDS:
+        raise InputError(f"{audio} is silent (nothing above {SILENCE_DB:g} dBFS for {MIN_SECONDS} s): "
+                         "nothing to predict")
+    heard = waveform[start:]
+    features, predictions = {}, []
     for deployed in deployments:
         key = (deployed.onnx.metadata["global_encoder"], deployed.windows)
         if key not in features:
-            mel, global_feat, waveform, rate = song_features(deployed.encoder, deployed.windows, audio,
-                                                             progress=progress)
-            features[key] = (mel.numpy(), global_feat.numpy(), silent_slices(waveform, rate, len(mel)))
+            mel, global_feat = waveform_features(deployed.encoder, deployed.windows, heard, rate, progress=progress)
+            features[key] = (mel.numpy(), global_feat.numpy(), silent_slices(heard, rate, len(mel)))
         mel, global_feat, silent = features[key]
         va = predict_onnx(deployed.onnx, mel, global_feat, silent=silent)
-        predictions.append(SongPrediction(Path(audio).name, deployed.name, np.arange(len(va)) * STEP_SECONDS, va))
+        times = start / rate + np.arange(len(va)) * STEP_SECONDS
+        predictions.append(SongPrediction(Path(audio).name, deployed.name, times, va))
     return predictions, waveform, rate

@@ -112,6 +112,25 @@ class LogMelSlicer(torch.nn.Module):
         slices = wave[: num_slices * cfg.slice_samples].reshape(num_slices, cfg.slice_samples)
         return self.log_mel(slices)
 
+    def each_slice(self, waveform, sample_rate: int) -> torch.Tensor:
+        """As ``forward``, but each 0.5 s slice is resampled to 44.1 kHz on its own, as the live stream must
+        (pdmer.streamer.engine): ``pdmer predict`` uses it, so that a file's values are the stream's at any rate.
+        At 44.1 kHz the two are the same; the feature cache (training, evaluation) resamples the whole song."""
+        cfg = self.config
+        wave = to_mono_tensor(waveform)
+        if sample_rate == cfg.sample_rate:
+            return self(wave, sample_rate)
+        size = round(sample_rate * cfg.slice_seconds)
+        if size != sample_rate * cfg.slice_seconds:
+            raise InputError(f"sample rate {sample_rate} Hz does not hold a whole number of samples per "
+                             f"{cfg.slice_seconds} s slice; resample the file to 44100 or 48000 Hz")
+        count = wave.numel() // size
+        if count == 0:
+            return self(wave, sample_rate)  # its error names the length
+        slices = torchaudio.functional.resample(wave[: count * size].reshape(count, size), sample_rate,
+                                                cfg.sample_rate)
+        return self.log_mel(slices)
+
     def log_mel(self, slices: torch.Tensor) -> torch.Tensor:
         """[T, slice_samples] -> [T, frames, mels]; the per-slice step the streamer reuses."""
         if slices.ndim != 2 or slices.shape[-1] != self.config.slice_samples:

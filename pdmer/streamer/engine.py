@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pdmer.audio import SILENCE_DB, level_db
+from pdmer.audio import SILENCE_DB, first_sound, level_db
 from pdmer.data.curves import STEP_SECONDS
 from pdmer.errors import InputError
 
@@ -132,12 +132,12 @@ class Engine:
         """Append mono float samples at ``rate``; returns the frames of the hops they completed."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         if self.waiting:
-            loud = np.flatnonzero(np.abs(samples) >= 10 ** (self.silence_db / 20))
-            if not loud.size:
+            start = first_sound(samples, self.silence_db)
+            if start is None:
                 self.skipped += samples.size
                 return []
-            self.skipped += int(loud[0])
-            samples, self.waiting = samples[loud[0]:], False
+            self.skipped += start
+            samples, self.waiting = samples[start:], False
         frames = []
         while samples.size:
             room = self.hop_samples - (self.received % self.hop_samples)
