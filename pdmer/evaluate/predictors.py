@@ -80,6 +80,7 @@ class ModelPredictor:
     ):
         self.model, self.cache, self.dataset = model.eval(), cache, dataset
         self.name, self.adaptation, self.windows, self.weights = name, adaptation, windows, weights
+        self.songs: dict[str, np.ndarray] = {}  # song -> its prediction: listeners share songs, weights never change
 
     def features(self, curve: Curve):
         return self.cache.song(self.dataset.songs[curve.song].audio).for_curve(curve)
@@ -91,8 +92,10 @@ class ModelPredictor:
         return self.predict_song(curve.song)[curve.first_step : curve.first_step + count]
 
     def predict_song(self, song: str) -> np.ndarray:
-        features = self.cache.song(self.dataset.songs[song].audio)
-        return self.run(features.log_mel, features.global_feat)
+        if song not in self.songs:
+            features = self.cache.song(self.dataset.songs[song].audio)
+            self.songs[song] = self.run(features.log_mel, features.global_feat)
+        return self.songs[song]
 
     def run(self, mel: torch.Tensor, global_feat: torch.Tensor) -> np.ndarray:
         return predict_song(self.model, mel, global_feat, weights=self.weights, windows=self.windows).numpy()

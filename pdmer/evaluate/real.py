@@ -43,9 +43,11 @@ def levels(part: CurveSet, predictor: Predictor, *, progress: Progress | None = 
             warn(f"levels: skipping {song}: {error}")
             skipped.append(song)
             continue
-        valence, arousal = (float(v) for v in va.mean(axis=0))
+        valence, arousal = (float(v) for v in np.nanmean(va, axis=0))
+        spread = np.nanstd(va, axis=0) if len(va) > 1 else np.zeros(2)  # within the song: does the curve move?
         rows.append({"song": song, "quadrant": quadrant, "valence": valence, "arousal": arousal,
-                     "predicted_quadrant": quadrant_of(valence, arousal)})
+                     "predicted_quadrant": quadrant_of(valence, arousal),
+                     "valence_std": float(spread[0]), "arousal_std": float(spread[1])})
         progress and progress(f"levels {done}/{len(part.quadrants)}")
     if not rows:
         raise InputError(f"{part.name}: no song with a quadrant could be scored")
@@ -61,6 +63,8 @@ def level_scores(rows: list[dict]) -> dict[str, float]:
         values = np.array([r[dim] for r in rows])
         scores[f"{dim}_auc"] = auc(values, positive) if 0 < positive.sum() < len(rows) else float("nan")
     scores["quadrant_accuracy"] = float(np.mean([r["quadrant"] == r["predicted_quadrant"] for r in rows]))
+    for dim in ("valence", "arousal"):  # the least a song's curve moves (a constant predictor: 0)
+        scores[f"{dim}_min_std"] = float(min(r.get(f"{dim}_std", 0.0) for r in rows))
     return scores
 
 

@@ -363,7 +363,8 @@ class Run:
                 scores = {f"val_{dim}_auc": round(value, 4) for dim, value in aucs.items() if value == value}
                 scores["val_score"] = round(sum(known) / len(known) - 0.5, 4)
                 return scores
-            task = "pdmer" if source.val.by_listener(min_songs=2) else "dmer"
+            # Listener tasks in pdmer mode only: a DMER run is scored on the mean curves it trains on.
+            task = "pdmer" if self.cfg.mode == "pdmer" and source.val.by_listener(min_songs=2) else "dmer"
             mean = evaluate(source.val, predictor=predictor, split=None, tasks=(task,))["tasks"][task]["mean"]
         scores = {f"val_{key}": round(mean[key], 4) for key in ("valence_ccc", "arousal_ccc")}
         scores["val_score"] = round((mean["valence_ccc"] + mean["arousal_ccc"]) / 2, 4)

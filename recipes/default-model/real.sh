@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The real-data default model (issue 23), start to end on a 2-core CPU, under the rule in SELECTION.md.
+# Usage: recipes/default-model/real.sh WORKDIR   (needs ../shared/data: vgmidi, 4q, emopia)
+# Each stage trains its candidates, scores them on the development val splits only, and lets select.py pick the
+# winner by the rule written before the runs. Seed 0 throughout; seeds 1 and 2 are for Table 4 only.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+work=$(realpath -m "${1:?usage: recipes/default-model/real.sh WORKDIR}")
+recipe=recipes/default-model
+real=$recipe/real
+pdmer=.venv/bin/pdmer
+python=.venv/bin/python
+data=../shared/data
+cache=(--cache "$work/cache")
+mkdir -p "$work"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+# Features once (MIDI rendered with FluidR3_GM first), for both encoders the candidates use.
+for encoder in musicnn descriptors; do
+    for dataset in vgmidi 4q; do
+        $pdmer data $data/$dataset --features --encoder $encoder "${cache[@]}" >/dev/null
+    done
+    $pdmer data $data/emopia --features --encoder $encoder --split val "${cache[@]}" >/dev/null
+done
+
+# The peer on the same 120 4Q val clips (its own scratch venv; pdmer never imports it).
+[ -f "$work/vibenet-4q-val.json" ] || \
+    $python benchmarks/peer_vibenet.py --data $data/4q --split val --levels "$work/vibenet-4q-val.json"
+
+# train NAME CONFIG [extra pdmer train options]: one candidate, then its val scores (curves and levels).
+train() {
+    local name=$1 config=$2
+    shift 2
+    [ -f "$work/$name/model.safetensors" ] || \
+        $pdmer train --config "$config" "${cache[@]}" --out "$work/$name" "$@"
+    [ -f "$work/$name/curves.json" ] || $pdmer eval "$work/$name/best.safetensors" --task curves \
+        --data $data/vgmidi --split val "${cache[@]}" --json "$work/$name/curves.json" >/dev/null
+    [ -f "$work/$name/levels.json" ] || $pdmer eval "$work/$name/best.safetensors" --task levels \
+        --data $data/4q --data $data/emopia --split val "${cache[@]}" --json "$work/$name/levels.json" >/dev/null
+}
+scores() { for name in "$@"; do printf '%s=%s/%s/curves.json,%s/%s/levels.json ' "$name" "$work" "$name" "$work" "$name"; done; }
+choose() {  # choose STAGE NAME...: prints the winner's name
+    local stage=$1
+    shift
+    # shellcheck disable=SC2046
+    $python $recipe/select.py $(scores "$@") --peer "$work/vibenet-4q-val.json" --markdown "$work/$stage.md" \
+        | tee "$work/$stage.txt" >&2
+    sed -n 's/^winner: //p' "$work/$stage.txt"
+}
+
+# Stage A: the global encoder.
+train A-musicnn $real/A-musicnn.toml
+train A-descriptors $real/A-descriptors.toml
+a=$(choose stage-A A-musicnn A-descriptors)
+
+# Stage B: 15 s global windows against 30 s.
+train B-15s "$work/$a/config.toml" --global-seconds 15
+b=$(choose stage-B "$a" B-15s)
+
+echo "stages A, B: $a, $b (tables in $work/stage-*.md)"
