@@ -74,6 +74,14 @@ def test_a_causal_model_sees_the_past_only():
         whole = model(mel, global_feat).va[0]
         prefix = model(mel[:, :12], global_feat[:, :12]).va[0]
     torch.testing.assert_close(whole[:12], prefix)  # row t of a window is the stream's value at t
+    # so prediction reads the song's first window in one pass, and gives each step's newest row all the same
+    windows = SlidingWindows(window=20, batch=7)
+    va = predict_song(model, mel[0], global_feat[0], windows=windows)
+    with torch.no_grad():
+        for step in (0, 7, 19, 25, 29):
+            start = max(0, step - 19)
+            newest = model(mel[:, start : step + 1], global_feat[:, start : step + 1]).va[0, -1]
+            torch.testing.assert_close(va[step], newest)
     assert sum(p.numel() for p in model.predictor.parameters()) > 0
 
 

@@ -135,10 +135,20 @@ def test_baselines_export_too(architecture):
 
 
 def test_offline_windows_match_torch_inference(small, small_onnx):
-    """predict_onnx reads the same sliding windows as predict_song on the torch model (T > 60)."""
+    """predict_onnx reads the same causal windows as predict_song on the torch model (T > 60)."""
     runtime = OnnxModel(small_onnx, device="cpu")
     mel, _, global_feat = example_inputs(small, 1, 131)
     expected = predict_song(small, mel[0], global_feat[0]).numpy()
+    assert np.abs(predict_onnx(runtime, mel[0].numpy(), global_feat[0].numpy()) - expected).max() <= 1e-4
+
+
+def test_a_causal_model_exports_and_predicts_as_torch():
+    torch.manual_seed(0)
+    model = trained_like(build_model("dsaml", "small", global_dim=200, causal=True)).eval()
+    runtime = OnnxModel(to_onnx(model, context={"global_encoder": MUSICNN}), device="cpu")
+    assert json.loads(runtime.metadata["config"])["causal"] is True
+    mel, _, global_feat = example_inputs(model, 1, 75)
+    expected = predict_song(model, mel[0], global_feat[0]).numpy()
     assert np.abs(predict_onnx(runtime, mel[0].numpy(), global_feat[0].numpy()) - expected).max() <= 1e-4
 
 

@@ -125,7 +125,11 @@ def predict_onnx(onnx: OnnxModel, mel, global_feat, *, windows: SlidingWindows =
         result = onnx(mel[rows[:, -1:]], global_feat[rows], past_local=local[rows[:, :-1]])
         return result.va[:, -1]
 
-    return newest_rows(len(mel), windows, newest, silent)
+    def every_row(rows: np.ndarray) -> np.ndarray:  # a causal model: each row is its own window's newest
+        return onnx(mel[rows[-1:]][None], global_feat[rows][None], past_local=local[rows[:-1]][None]).va[0]
+
+    causal = json.loads(onnx.metadata.get("config", "{}")).get("causal", False)
+    return newest_rows(len(mel), windows, newest, silent, every_row=every_row if causal else None)
 
 
 @dataclass

@@ -37,12 +37,19 @@ def window_rows(steps: int, window: int, silent=None) -> list[np.ndarray]:
 
 
 def newest_rows(steps: int, windows: SlidingWindows, newest: Callable[[np.ndarray], np.ndarray],
-                silent=None) -> np.ndarray:
+                silent=None, *, every_row: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """[steps, 2]: ``newest(rows [B, L])`` -> [B, 2] is the model's newest row for each of a batch of windows of
-    equal length; silent steps are NaN."""
+    equal length; silent steps are NaN. ``every_row(rows [L])`` -> [L, 2], for a causal model: each row of one
+    window is then the newest row of the window that ends there, so the windows shorter than ``windows.window``
+    (the song's start) are read from one pass."""
     result = np.full((steps, 2), np.nan, np.float32)
     by_length: dict[int, list[np.ndarray]] = {}
-    for rows in window_rows(steps, windows.window, silent):
+    all_rows = window_rows(steps, windows.window, silent)
+    if every_row is not None and all_rows:
+        first = all_rows[min(len(all_rows), windows.window) - 1]  # the first full window, or the whole song
+        result[first] = every_row(first)
+        all_rows = all_rows[len(first):]
+    for rows in all_rows:
         by_length.setdefault(len(rows), []).append(rows)
     for group in by_length.values():
         for start in range(0, len(group), windows.batch):
@@ -67,12 +74,13 @@ def predict_song(
         # once for the song, not once per window: ~60x less of the model's most expensive part.
         local = local_features(model, weights, mel[None])[0]
 
-        def newest(rows: np.ndarray) -> np.ndarray:
+        def rows_va(rows: np.ndarray) -> np.ndarray:  # [B, L] step indices -> [B, L, 2]
             index = torch.from_numpy(rows)
             if weights is None:
-                va = model(None, global_feat[index], local=local[index]).va
-            else:
-                va = run(model, weights, None, global_feat[index], local=local[index]).va
-            return va[:, -1].numpy()
+                return model(None, global_feat[index], local=local[index]).va.numpy()
+            return run(model, weights, None, global_feat[index], local=local[index]).va.numpy()
 
-        return torch.from_numpy(newest_rows(len(mel), windows, newest, silent))
+        causal = getattr(model.config, "causal", False)  # DAMFF and CRNN configs have no such field
+        every_row = (lambda rows: rows_va(rows[None])[0]) if causal else None  # noqa: E731
+        return torch.from_numpy(newest_rows(len(mel), windows, lambda rows: rows_va(rows)[:, -1], silent,
+                                            every_row=every_row))

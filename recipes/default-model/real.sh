@@ -53,8 +53,15 @@ train A-musicnn $real/A-musicnn.toml
 train A-descriptors $real/A-descriptors.toml
 a=$(choose stage-A A-musicnn A-descriptors)
 
-# Stage B: 15 s global windows against 30 s.
-train B-15s "$work/$a/config.toml" --global-seconds 15
+# Stage B: 15 s global windows against 30 s (the stage A winner's config, one setting changed).
+sed 's/^global_seconds = .*/global_seconds = 15.0/' "$real/$a.toml" >"$work/B-15s.toml"
+train B-15s "$work/B-15s.toml"
 b=$(choose stage-B "$a" B-15s)
+b_config=$real/$a.toml
+[ "$b" = B-15s ] && b_config=$work/B-15s.toml
 
-echo "stages A, B: $a, $b (tables in $work/stage-*.md)"
+# Stage C: 4Q at weight 3 in the mix.
+sed 's/data = "..\/shared\/data\/4q", weight = 1.0/data = "..\/shared\/data\/4q", weight = 3.0/' "$b_config" >"$work/C-4q3.toml"
+train C-4q3 "$work/C-4q3.toml"
+c=$(choose stage-C "$b" C-4q3)
+echo "stages A, B, C: $a, $b, $c (tables in $work/stage-*.md)"
