@@ -16,6 +16,7 @@ from pdmer.errors import PdmerError
 PRESET_NAMES = ("paper", "small", "authors")  # pdmer.model.config.PRESETS
 ENCODER_NAMES = ("musicnn", "imagebind", "descriptors")  # pdmer.model.encoders.ENCODER_NAMES
 MUSICNN_FEATURES = ("penultimate", "mean_pool", "max_pool", "taggram")  # pdmer.model.encoders.FEATURE_DIMS
+ADAPT_PARAMS = ("all", "head", "output", "bias")  # pdmer.model.adapt.PARAMS
 
 
 def user_errors(command):
@@ -181,6 +182,8 @@ REAL_TASKS = ("curves", "levels", "listeners")  # pdmer.evaluate.real.EVALUATION
               help="Adaptation steps (default: as the checkpoint was meta-trained, else 16).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True),
               help="Adaptation learning rate (default: as the checkpoint was meta-trained, else 5e-3).")
+@click.option("--params", "adapt_params", type=click.Choice(ADAPT_PARAMS),
+              help="Parameters adaptation changes (default: as the checkpoint was meta-trained, else all).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Chooses each listener's support song.")
 @click.option("--imagebind", type=click.Path(dir_okay=False), help="imagebind_huge.pth, for ImageBind-based checkpoints.")
 @click.option("--soundfont", type=click.Path(dir_okay=False), help="MIDI datasets: the .sf2 to render with.")
@@ -191,8 +194,8 @@ REAL_TASKS = ("curves", "levels", "listeners")  # pdmer.evaluate.real.EVALUATION
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), help="Write the tables as Markdown.")
 @user_errors
 def evaluate(checkpoints, data, data_format, split, task, support, baseline, train_split, raters, audio_dir,
-             only_with_audio, songs, scale, steps, lr, seed, imagebind, soundfont, peers, cache_dir, json_path,
-             markdown_path) -> None:
+             only_with_audio, songs, scale, steps, lr, adapt_params, seed, imagebind, soundfont, peers, cache_dir,
+             json_path, markdown_path) -> None:
     """Score model CHECKPOINTS (DSAML, DAMFF, CRNN; or a --baseline) on a dataset split.
 
     --task dmer/pdmer/both: traditional and personalized DMER, the mean CCC, PCC and RMSE per dimension as Markdown
@@ -215,8 +218,8 @@ def evaluate(checkpoints, data, data_format, split, task, support, baseline, tra
             [load_dataset(folder, data_format, raters=raters, audio_dir=audio_dir, scale=scale) for folder in data],
             checkpoints, baseline=baseline, evaluations=REAL_TASKS if task == "real" else (task,), split=split,
             train_split=train_split or "train", songs=song_list, only_with_audio=only_with_audio, seed=seed,
-            steps=steps, lr=lr, imagebind=imagebind, soundfont=soundfont, cache_dir=cache_dir, peers=peers,
-            progress=progress)
+            steps=steps, lr=lr, params=adapt_params, imagebind=imagebind, soundfont=soundfont, cache_dir=cache_dir,
+            peers=peers, progress=progress)
         full = report
     else:
         if bool(checkpoints) == bool(baseline):
@@ -230,7 +233,8 @@ def evaluate(checkpoints, data, data_format, split, task, support, baseline, tra
         if baseline:
             predictors = [baseline_predictor(baseline, dataset, train_split)]
         else:  # every checkpoint is checked before the first is scored
-            predictors = [model_predictor(path, dataset, cache_dir=cache_dir, imagebind=imagebind, steps=steps, lr=lr)
+            predictors = [model_predictor(path, dataset, cache_dir=cache_dir, imagebind=imagebind, steps=steps, lr=lr,
+                                          params=adapt_params)
                           for path in checkpoints]
         reports = [run_evaluation(dataset, predictor=predictor, split=split, support=support, seed=seed,
                                   tasks=("dmer", "pdmer") if task == "both" else (task,),

@@ -108,11 +108,13 @@ def test_demo_runs_a_saved_pdmer_checkpoint(tmp_path):
 def test_cli_choice_lists_match_the_library():
     from pdmer import cli
     from pdmer.model.config import PRESETS
+    from pdmer.model.adapt import PARAMS
     from pdmer.model.encoders import ENCODER_NAMES, FEATURE_DIMS
 
     assert set(cli.PRESET_NAMES) == set(PRESETS)
     assert cli.ENCODER_NAMES == ENCODER_NAMES
     assert set(cli.MUSICNN_FEATURES) == set(FEATURE_DIMS)
+    assert cli.ADAPT_PARAMS == PARAMS
     from pdmer.data.curves import SCALES
     from pdmer.data.load import FORMATS
 

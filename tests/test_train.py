@@ -286,6 +286,31 @@ def test_init_starts_from_a_checkpoint_of_the_same_model_only(dataset, cache, tm
             resume=False, report=lambda _: None)
 
 
+@pytest.mark.parametrize("mode", ["dmer", "pdmer"])
+def test_a_causal_model_with_a_frozen_front_end_keeps_the_adapter_of_init(dataset, cache, tmp_path, mode):
+    """front_end = "frozen": the adapter of init (a non-causal checkpoint: every weight but the LSTM carries over)
+    never changes, and the rest trains on its outputs, computed once per song."""
+    first = Run(small_config(dataset, cache, mode="dmer", steps=2), tmp_path / "base", resume=False,
+                report=lambda _: None)
+    first.train()
+    start = weights_of(tmp_path / "base" / MODEL)
+    said = []
+    run = Run(small_config(dataset, cache, mode=mode, steps=3, init=str(tmp_path / "base" / MODEL), causal=True,
+                           front_end="frozen", inner_params="output"), tmp_path / "frozen", resume=False,
+              report=said.append)
+    assert any("start fresh" in line and "predictor.lstm" in line for line in said)
+    assert all(e.mel.ndim == 2 for e in run.sources[0].pool)  # [T, L]: the front end's outputs
+    run.train()
+    after = weights_of(tmp_path / "frozen" / MODEL)
+    assert load_model(tmp_path / "frozen" / MODEL).config.causal
+    for name, value in after.items():
+        if name.startswith("adapter."):
+            assert torch.equal(value, start[name]), name  # weights and batch-norm statistics
+    assert not torch.equal(after["fusion.local_proj.weight"], start["fusion.local_proj.weight"])
+    with pytest.raises(InputError, match="inner_params"):
+        small_config(dataset, cache, init="x", front_end="frozen")  # pdmer mode adapting "all" needs the slices
+
+
 def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path):
     result = CliRunner().invoke(main, ["train", "--resume", str(tmp_path)])
     assert result.exit_code == 2 and "config file" in result.output

@@ -194,7 +194,8 @@ def markdown(report: dict) -> str:
 
 def run_report(datasets: list[CurveSet], checkpoints, *, baseline: str | None = None, evaluations=EVALUATIONS,
                split: str = "val", train_split: str = "train", songs: list[str] | None = None,
-               only_with_audio: bool = False, seed: int = 0, steps=None, lr=None, imagebind=None, soundfont=None,
+               only_with_audio: bool = False, seed: int = 0, steps=None, lr=None, params=None, imagebind=None,
+               soundfont=None,
                cache_dir=None, peers=(), progress: Progress | None = None) -> tuple[dict, str]:
     """Every model (default: the embedded one) and the training mean through the evaluations each dataset's labels
     allow; returns (report, Markdown). MIDI datasets are rendered first (once, into the cache)."""
@@ -226,7 +227,7 @@ def run_report(datasets: list[CurveSet], checkpoints, *, baseline: str | None = 
         if baseline == "support-mean":
             mean = ConstantPredictor(mean.value, name="support mean", adapt=True)
         predictors = [] if baseline else [
-            model_predictor(path, part, cache_dir=cache_dir, imagebind=imagebind, steps=steps, lr=lr)
+            model_predictor(path, part, cache_dir=cache_dir, imagebind=imagebind, steps=steps, lr=lr, params=params)
             for path in checkpoints]
         if predictors:
             part.require_audio()

@@ -82,7 +82,9 @@ def task_gradient(model: nn.Module, task: Task, adaptation: AdaptConfig | None, 
             adapted, inner = adapt(model, support, adaptation, weights=start, create_graph=not first_order)
             stats.inner_first, stats.inner_last = (inner[0], inner[-1]) if inner else (math.nan, math.nan)
             # The model's own buffers, so the base model's batch-norm statistics follow the query batches.
-            weights = {**{name: adapted[name] for name, _ in params}, **dict(model.named_buffers())}
+            # (and its frozen parameters, e.g. a fixed front end, as they are)
+            weights = {**dict(model.named_parameters()), **{name: adapted[name] for name, _ in params},
+                       **dict(model.named_buffers())}
             query_mel, options = inputs(mel)
             loss = model.loss(run(model, weights, query_mel, glob, **options), va).total
             targets = [p for _, p in params] if not first_order else [adapted[name] for name, _ in params]
