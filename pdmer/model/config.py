@@ -79,6 +79,13 @@ class ModelConfig(PresetConfig):
     # two-sided bands train for least (its backward pass has seen one step there); a causal model trains every row
     # for what the stream sends.
     causal: bool = False
+    # Not in the paper. global_norm: the global vector is standardised (per-dimension mean and scale, buffers set from
+    # the training data) before the fusion; global_skip: a linear path from it straight to (valence, arousal), added
+    # to the sequence model's output. The song-level mood a frozen encoder hears then reaches the output in one
+    # layer, where through the fusion's sigmoid and three post-norm layers a model trained on real music collapsed to
+    # one curve for every song (see the model card).
+    global_norm: bool = False
+    global_skip: bool = False
     name: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:

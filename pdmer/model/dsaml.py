@@ -82,6 +82,10 @@ class DSAML(nn.Module):
         self.fusion = Fusion(cfg, self.local_dim if cfg.use_adapter else None)
         self.encoder = SharedEncoder(cfg)  # ONE module: both passes use these parameters
         self.predictor = SequencePredictor(cfg)
+        if cfg.global_norm:  # set from the training data (pdmer.train.run), saved with the weights
+            self.register_buffer("global_mean", torch.zeros(cfg.global_dim))
+            self.register_buffer("global_scale", torch.ones(cfg.global_dim))
+        self.level = nn.Linear(cfg.global_dim, 2) if cfg.global_skip else None
 
     def _check_inputs(self, mel: torch.Tensor | None, global_feat: torch.Tensor, local: torch.Tensor | None):
         cfg = self.config
@@ -131,6 +135,8 @@ class DSAML(nn.Module):
         ``local``: precomputed :meth:`local_features` of the slices, used instead of ``mel`` (which may be None)."""
         cfg = self.config
         global_feat = self._check_inputs(mel, global_feat, local)
+        if cfg.global_norm:
+            global_feat = (global_feat - self.global_mean) * self.global_scale
         steps = (mel if local is None else local).shape[1]
         if self.adapter is None:
             local = None
@@ -157,8 +163,11 @@ class DSAML(nn.Module):
         else:  # ablation without either mask: plain full attention, as the authors' code falls back to
             z, global_maps = self.encoder(z, band_mask(steps, steps, z.device, causal=cfg.causal))
 
+        va = self.predictor(z)
+        if self.level is not None:
+            va = va + self.level(global_feat)  # (B, 1 or T, 2): the song-level path
         return DSAMLOutput(
-            va=self.predictor(z),
+            va=va,
             attn_local=_head_mean(local_maps) if local_maps else None,
             attn_global=_head_mean(global_maps) if global_maps else None,
             layer_maps_local=local_maps if return_layer_maps else None,

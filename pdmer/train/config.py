@@ -47,6 +47,10 @@ class TrainConfig:
     # ``init`` and its outputs are computed once per song, so a step costs ~10x less on a CPU (the adapter is 0.06 %
     # of the parameters and ~90 % of a step's work there)
     front_end: str = "train"
+    # DSAML only, not in the paper (pdmer.model.config.ModelConfig): standardise the global vector with the training
+    # data's statistics, and add a linear path from it to the output
+    global_norm: bool = False
+    global_skip: bool = False
     # [data]
     data: str = ""
     # Several datasets, each drawn in proportion to its weight (replaces ``data``): a TOML list of tables,
@@ -118,8 +122,8 @@ class TrainConfig:
             Source.parse(source)  # a bad entry is named before any work
         if self.model != "dsaml" and self.ablations():
             raise InputError(f"config: the ablation flags {sorted(self.ablations())} apply to dsaml only")
-        if self.model != "dsaml" and self.causal:
-            raise InputError("config: causal = true applies to dsaml only")
+        if self.model != "dsaml" and (self.causal or self.global_norm or self.global_skip):
+            raise InputError("config: causal, global_norm and global_skip apply to dsaml only")
         if self.front_end == "frozen" and not self.init:
             raise InputError("config: front_end = \"frozen\" keeps the front end of init: set init to a checkpoint")
         if self.front_end == "frozen" and self.mode == "pdmer" and self.inner_params == "all":
@@ -133,7 +137,8 @@ class TrainConfig:
 
     def model_overrides(self) -> dict:
         """ModelConfig fields this run sets: the ablations, and causal."""
-        return {**self.ablations(), **({"causal": True} if self.causal else {})}
+        switches = {name: True for name in ("causal", "global_norm", "global_skip") if getattr(self, name)}
+        return {**self.ablations(), **switches}
 
     def ablations(self) -> dict:
         """ModelConfig overrides for the paper's Table 3 ablations that are switched on."""
@@ -234,7 +239,8 @@ class Source:
 
 
 SECTIONS = {
-    "run": ("mode", "model", "preset", "seed", "steps", "device", "init", "causal", "front_end"),
+    "run": ("mode", "model", "preset", "seed", "steps", "device", "init", "causal", "front_end", "global_norm",
+            "global_skip"),
     "data": ("data", "sources", "format", "raters", "train_split", "val_split", "encoder", "imagebind", "cache", "window",
              "global_placement", "global_seconds"),
     "optim": ("optimizer", "lr", "batch_size", "grad_clip"),

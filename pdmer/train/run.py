@@ -82,6 +82,8 @@ class Run:
         self.build_model()
         if cfg.front_end == "frozen":
             self.local_pool()
+        if cfg.global_norm and not self.started_with("global_mean"):
+            self.standardize_globals()
         self.step, self.best = 0, -math.inf
         if resume:
             self.restore()
@@ -177,30 +179,35 @@ class Run:
             self.optimizer = torch.optim.SGD(self.params, lr=self.cfg.lr)
 
     def start_from(self, path: Path) -> None:
-        """Load the weights of ``init`` (a checkpoint of the same architecture, config and global encoder). A
-        checkpoint that differs only in ``causal`` gives every weight of the same name and shape (all but the
-        sequence predictor's LSTM, which starts fresh)."""
+        """Load the weights of ``init`` (a checkpoint of the same architecture, config and global encoder). With
+        front_end = "frozen", a checkpoint that differs in ``causal`` or in its global encoder gives its front end
+        only; the rest starts fresh."""
         from pdmer.model.checkpoint import load_model, read_metadata
         from pdmer.model.registry import architecture_of
 
         start = load_model(path)
         architecture = architecture_of(start)
         encoder = json.loads(read_metadata(path).get("global_encoder", "{}")).get("name", self.encoder.name)
-        same = architecture == self.cfg.model and start.config == self.model.config
-        only_causal = (architecture == self.cfg.model
-                       and dataclasses.replace(start.config, causal=self.model.config.causal) == self.model.config)
-        if not (same or only_causal):
+        own_config = self.model.config
+        same = architecture == self.cfg.model and start.config == own_config
+        # A causal run may start from a non-causal checkpoint, and (its front end only) from another encoder's.
+        alike = architecture == self.cfg.model and dataclasses.replace(
+            start.config, causal=own_config.causal, global_dim=own_config.global_dim,
+            global_norm=own_config.global_norm, global_skip=own_config.global_skip) == own_config
+        if not (same or (alike and self.cfg.front_end == "frozen")):
             raise InputError(f"init {path} is a {architecture} with another config than this run's "
                              f"{self.cfg.model} (preset {self.cfg.preset}, {self.cfg.model_overrides()}): "
                              "start from a checkpoint trained with the same model settings")
         own = self.model.state_dict()
         given = {name: w for name, w in start.state_dict().items() if name in own and own[name].shape == w.shape}
-        if encoder != self.encoder.name:
-            if self.cfg.front_end != "frozen":
-                raise InputError(f"init {path} was trained on {encoder} features, this run uses "
-                                 f"{self.encoder.name}: start from a checkpoint with the same global encoder (or "
-                                 "take only its front end: front_end = \"frozen\")")
-            # The front end never sees the global features: it alone carries over to another encoder.
+        if encoder != self.encoder.name and self.cfg.front_end != "frozen":
+            raise InputError(f"init {path} was trained on {encoder} features, this run uses "
+                             f"{self.encoder.name}: start from a checkpoint with the same global encoder (or "
+                             "take only its front end: front_end = \"frozen\")")
+        if not same or encoder != self.encoder.name:
+            # Another sequence model or encoder: only the front end, which never sees the global features, carries
+            # over. (Carrying the rest over too made a causal model collapse to one curve for every song on real
+            # music: the fusion's sigmoid saturated on features it had not been trained on.)
             front = tuple(f"{name}." for name in self.model.FRONT_END)
             given = {name: w for name, w in given.items() if name.startswith(front)}
         fresh = sorted(set(own) - set(given))
@@ -208,6 +215,17 @@ class Run:
             self.report(f"init {path}: {len(fresh)} tensors start fresh ({', '.join(fresh[:4])}"
                         f"{' ...' if len(fresh) > 4 else ''})")
         self.model.load_state_dict({**own, **given})
+        self.given = set(given)
+
+    def started_with(self, name: str) -> bool:
+        return name in getattr(self, "given", set())
+
+    def standardize_globals(self) -> None:
+        """global_norm: the mean and 1 / std of every training step's global vector, into the model's buffers."""
+        rows = torch.cat([example.global_feat for source in self.sources for example in source.pool]).double()
+        self.model.global_mean.copy_(rows.mean(dim=0).float())
+        self.model.global_scale.copy_((1 / rows.std(dim=0).clamp_min(1e-6)).float())
+        self.report(f"global vectors standardised over {len(rows)} training steps")
 
     def local_pool(self) -> None:
         """front_end = "frozen": every training example's log-mel slices replaced by the fixed front end's
