@@ -144,7 +144,8 @@ def test_offline_windows_match_torch_inference(small, small_onnx):
 
 def test_a_causal_model_exports_and_predicts_as_torch():
     torch.manual_seed(0)
-    model = trained_like(build_model("dsaml", "small", global_dim=200, causal=True)).eval()
+    model = trained_like(build_model("dsaml", "small", global_dim=200, causal=True, global_norm=True,
+                                     global_skip=True)).eval()
     runtime = OnnxModel(to_onnx(model, context={"global_encoder": MUSICNN}), device="cpu")
     assert json.loads(runtime.metadata["config"])["causal"] is True
     mel, _, global_feat = example_inputs(model, 1, 75)

@@ -65,3 +65,26 @@ sed 's/data = "..\/shared\/data\/4q", weight = 1.0/data = "..\/shared\/data\/4q"
 train C-4q3 "$work/C-4q3.toml"
 c=$(choose stage-C "$b" C-4q3)
 echo "stages A, B, C: $a, $b, $c (tables in $work/stage-*.md)"
+
+# Meta stage: per-listener MAML from the DMER winner, then the profile setting that raises VGMIDI val listeners'
+# CCC on their other piece most (mean of the two gains; rule key 4).
+encoder=$(sed -n 's/^encoder = "\(.*\)"/\1/p' "$work/$c/config.toml")
+seconds=$(sed -n 's/^global_seconds = //p' "$work/$c/config.toml")
+sed -e "s|^init = .*|init = \"$work/$c/best.safetensors\"|" -e "s|^encoder = .*|encoder = \"$encoder\"|" \
+    -e "s|^global_seconds = .*|global_seconds = $seconds|" $real/meta.toml >"$work/meta.toml"
+[ -f "$work/meta/model.safetensors" ] || $pdmer train --config "$work/meta.toml" "${cache[@]}" --out "$work/meta"
+best=""
+for setting in "bias 20 0.05" "output 10 0.1" "head 5 0.05"; do  # simplest first: it wins ties
+    read -r params steps lr <<<"$setting"
+    out="$work/meta/listeners-$params.json"
+    [ -f "$out" ] || $pdmer eval "$work/meta/model.safetensors" --task listeners --data $data/vgmidi --split val \
+        --params "$params" --steps "$steps" --lr "$lr" "${cache[@]}" --json "$out" >/dev/null
+    gain=$($python -c "import json, sys; r = [x for x in json.load(open(sys.argv[1]))['results'] if x['model'] != 'training mean'][0]
+l = r['evaluations']['listeners']; print((l['valence']['gain'] + l['arousal']['gain']) / 2)" "$out")
+    echo "profile $setting: mean gain $gain" >&2
+    if [ -z "$best" ] || $python -c "import sys; sys.exit(not float(sys.argv[1]) > float(sys.argv[2]) + 0.002)" "$gain" "$best_gain"; then
+        best=$setting best_gain=$gain
+    fi
+done
+read -r params steps lr <<<"$best"
+$python $recipe/install.py "$work/meta/model.safetensors" --params "$params" --steps "$steps" --lr "$lr"
