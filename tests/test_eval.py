@@ -237,3 +237,32 @@ def test_cli_eval_bad_input(tmp_path, args, message):
     root = synthetic_listener_dataset(tmp_path / "data", seconds=4.0)
     result = CliRunner().invoke(main, ["eval", "--data", str(root), *args])
     assert result.exit_code == 2 and message in result.output
+
+
+@pytest.mark.parametrize("params", ["output", "bias"])
+def test_a_last_layer_profile_reuses_the_base_models_pass_exactly(tmp_path, params):
+    """A profile adapted on the last layer predicts from the base model's pass (its last layer's inputs): the
+    same values as running the adapted model whole."""
+    from pdmer.data.features import FeatureCache
+    from pdmer.data.plain import write_plain
+    from pdmer.evaluate.predictors import ModelPredictor
+    from pdmer.model import descriptors
+    from pdmer.model.encoders import load_global_encoder
+
+    rate = 16000
+    t = np.arange(int(rate * 40)) / rate
+    wave = (0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.1 * np.sin(t))) * (0.6 + 0.4 * np.sin(t))).astype(np.float32)
+    va = np.stack([np.sin(np.arange(80) / 9), np.cos(np.arange(80) / 7)], axis=1).astype(np.float32) * 0.5
+    curves = [Curve("s1", "A", 0.0, va), Curve("s2", "A", 0.0, va[::-1].copy())]
+    data = load_plain(write_plain(tmp_path / "set", curves, {"s1": (wave, rate), "s2": (wave[::-1].copy(), rate)},
+                                  name="two"))
+    torch.manual_seed(0)
+    config = ModelConfig.preset("small", global_dim=descriptors.DIM, causal=True, global_norm=True, global_skip=True)
+    model = DSAML(config).eval()
+    cache = FeatureCache(load_global_encoder("descriptors"), root=tmp_path / "cache")
+    base = ModelPredictor(model, cache, data, adaptation=AdaptConfig(steps=5, lr=0.5, params=params))
+    profile = base.personalize([curves[0]])
+    assert profile.base is base
+    shortcut = profile.predict(curves[1])
+    whole = ModelPredictor(model, cache, data, weights=profile.weights).predict(curves[1])
+    assert np.abs(shortcut - whole).max() < 1e-4 and np.abs(shortcut - base.predict(curves[1])).max() > 1e-3

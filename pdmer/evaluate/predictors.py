@@ -81,6 +81,8 @@ class ModelPredictor:
         self.model, self.cache, self.dataset = model.eval(), cache, dataset
         self.name, self.adaptation, self.windows, self.weights = name, adaptation, windows, weights
         self.songs: dict[str, np.ndarray] = {}  # song -> its prediction: listeners share songs, weights never change
+        self.with_inputs: dict[str, tuple] = {}  # song -> (prediction, the last layer's inputs per step)
+        self.base: ModelPredictor | None = None  # set on a profile adapted on the last layer alone
 
     def features(self, curve: Curve):
         return self.cache.song(self.dataset.songs[curve.song].audio).for_curve(curve)
@@ -93,9 +95,28 @@ class ModelPredictor:
 
     def predict_song(self, song: str) -> np.ndarray:
         if song not in self.songs:
-            features = self.cache.song(self.dataset.songs[song].audio)
-            self.songs[song] = self.run(features.log_mel, features.global_feat)
+            if self.base is not None:  # the base model's pass, with this profile's last layer
+                self.songs[song] = self.base.with_last_layer(song, self.weights)
+            else:
+                features = self.cache.song(self.dataset.songs[song].audio)
+                self.songs[song] = self.run(features.log_mel, features.global_feat)
         return self.songs[song]
+
+    def last_layer(self, weights: Weights | None) -> tuple[torch.Tensor, torch.Tensor]:
+        name = self.model.OUTPUT[0]
+        own = dict(self.model.named_parameters()) if weights is None else weights
+        return own[f"{name}.weight"].detach(), own[f"{name}.bias"].detach()
+
+    def with_last_layer(self, song: str, weights: Weights) -> np.ndarray:
+        """The song as a model that differs from this one in its last layer only (``weights``) predicts it: everything
+        before that layer is this model's, so its pass is reused. Exact: the last layer is linear."""
+        if song not in self.with_inputs:
+            features = self.cache.song(self.dataset.songs[song].audio)
+            self.with_inputs[song] = predict_song(self.model, features.log_mel, features.global_feat,
+                                                  weights=self.weights, windows=self.windows, with_last_inputs=True)
+        va, inputs = self.with_inputs[song]
+        (weight, bias), (own_weight, own_bias) = self.last_layer(weights), self.last_layer(self.weights)
+        return (va + inputs @ (weight - own_weight).T + (bias - own_bias)).numpy()
 
     def run(self, mel: torch.Tensor, global_feat: torch.Tensor) -> np.ndarray:
         return predict_song(self.model, mel, global_feat, weights=self.weights, windows=self.windows).numpy()
@@ -104,5 +125,8 @@ class ModelPredictor:
         with torch.enable_grad():
             weights, _ = adapt(self.model, [self.features(c) for c in support], self.adaptation, weights=self.weights)
         weights = {name: w.detach() for name, w in weights.items()}
-        return ModelPredictor(self.model, self.cache, self.dataset, name=self.name, adaptation=self.adaptation,
-                              windows=self.windows, weights=weights)
+        adapted = ModelPredictor(self.model, self.cache, self.dataset, name=self.name, adaptation=self.adaptation,
+                                 windows=self.windows, weights=weights)
+        if self.adaptation.params in ("output", "bias") and len(self.model.OUTPUT) == 1:
+            adapted.base = self  # only the last layer changed: reuse this model's passes (listeners share songs)
+        return adapted

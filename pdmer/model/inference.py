@@ -37,12 +37,13 @@ def window_rows(steps: int, window: int, silent=None) -> list[np.ndarray]:
 
 
 def newest_rows(steps: int, windows: SlidingWindows, newest: Callable[[np.ndarray], np.ndarray],
-                silent=None, *, every_row: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """[steps, 2]: ``newest(rows [B, L])`` -> [B, 2] is the model's newest row for each of a batch of windows of
-    equal length; silent steps are NaN. ``every_row(rows [L])`` -> [L, 2], for a causal model: each row of one
-    window is then the newest row of the window that ends there, so the windows shorter than ``windows.window``
-    (the song's start) are read from one pass."""
-    result = np.full((steps, 2), np.nan, np.float32)
+                silent=None, *, every_row: Callable[[np.ndarray], np.ndarray] | None = None,
+                width: int = 2) -> np.ndarray:
+    """[steps, width]: ``newest(rows [B, L])`` -> [B, width] is the model's newest row for each of a batch of windows
+    of equal length; silent steps are NaN. ``every_row(rows [L])`` -> [L, width], for a causal model: each row of
+    one window is then the newest row of the window that ends there, so the windows shorter than
+    ``windows.window`` (the song's start) are read from one pass."""
+    result = np.full((steps, width), np.nan, np.float32)
     by_length: dict[int, list[np.ndarray]] = {}
     all_rows = window_rows(steps, windows.window, silent)
     if every_row is not None and all_rows:
@@ -67,20 +68,36 @@ def predict_song(
     weights: Weights | None = None,
     windows: SlidingWindows = SlidingWindows(),
     silent=None,
-) -> torch.Tensor:
-    """V-A [T, 2] for one song's log-mel [T, F, M] and per-step global vectors [T, G] (eval mode)."""
+    with_last_inputs: bool = False,
+):
+    """V-A [T, 2] for one song's log-mel [T, F, M] and per-step global vectors [T, G] (eval mode). With
+    ``with_last_inputs``: (V-A, [T, H]) the input of the last layer (``model.OUTPUT``) at each step, from which a
+    model adapted on its last layer alone predicts the song without running the rest again."""
     with mode(model, False):
         # The adapter sees one slice at a time (eval-mode batch norm), so each slice's local feature is computed
         # once for the song, not once per window: ~60x less of the model's most expensive part.
         local = local_features(model, weights, mel[None])[0]
 
-        def rows_va(rows: np.ndarray) -> np.ndarray:  # [B, L] step indices -> [B, L, 2]
+        captured = []  # the last layer's inputs of the pass just run
+        hook = model.get_submodule(model.OUTPUT[0]).register_forward_hook(
+            lambda _m, inputs, _o: captured.append(inputs[0])) if with_last_inputs else None
+
+        def rows_va(rows: np.ndarray) -> np.ndarray:  # [B, L] step indices -> [B, L, 2 (+ H)]
             index = torch.from_numpy(rows)
+            captured.clear()
             if weights is None:
-                return model(None, global_feat[index], local=local[index]).va.numpy()
-            return run(model, weights, None, global_feat[index], local=local[index]).va.numpy()
+                va = model(None, global_feat[index], local=local[index]).va
+            else:
+                va = run(model, weights, None, global_feat[index], local=local[index]).va
+            return torch.cat([va, *captured], dim=-1).numpy()
 
         causal = getattr(model.config, "causal", False)  # DAMFF and CRNN configs have no such field
         every_row = (lambda rows: rows_va(rows[None])[0]) if causal else None  # noqa: E731
-        return torch.from_numpy(newest_rows(len(mel), windows, lambda rows: rows_va(rows)[:, -1], silent,
-                                            every_row=every_row))
+        width = 2 + (model.get_submodule(model.OUTPUT[0]).in_features if with_last_inputs else 0)
+        try:
+            both = newest_rows(len(mel), windows, lambda rows: rows_va(rows)[:, -1], silent, every_row=every_row,
+                               width=width)
+        finally:
+            hook and hook.remove()
+        va = torch.from_numpy(both[:, :2].copy())
+        return (va, torch.from_numpy(both[:, 2:].copy())) if with_last_inputs else va
