@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real-data default model (issue 23), start to end on a 2-core CPU, under the rule in SELECTION.md.
 # Usage: recipes/default-model/real.sh WORKDIR   (needs ../shared/data: vgmidi, 4q, emopia)
-# Each stage trains its candidates, scores them on the development val splits only, and lets select.py pick the
+# Each stage trains its candidates, scores them on the development val splits only, and lets choose.py pick the
 # winner by the rule written before the runs. Seed 0 throughout; seeds 1 and 2 are for Table 4 only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -43,7 +43,7 @@ choose() {  # choose STAGE NAME...: prints the winner's name
     local stage=$1
     shift
     # shellcheck disable=SC2046
-    $python $recipe/select.py $(scores "$@") --peer "$work/vibenet-4q-val.json" --markdown "$work/$stage.md" \
+    $python $recipe/choose.py $(scores "$@") --peer "$work/vibenet-4q-val.json" --markdown "$work/$stage.md" \
         | tee "$work/$stage.txt" >&2
     sed -n 's/^winner: //p' "$work/$stage.txt"
 }

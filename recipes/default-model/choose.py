@@ -1,6 +1,6 @@
 """Apply the selection rule of SELECTION.md to candidates' `pdmer eval --task real --json` reports.
 
-    python recipes/default-model/select.py A-musicnn=RUN/curves.json,RUN/levels.json A-descriptors=... \
+    python recipes/default-model/choose.py A-musicnn=RUN/curves.json,RUN/levels.json A-descriptors=... \
         --peer vibenet-4q-val.json [--meta] [--markdown table.md]
 
 A candidate's reports (one or several, comma-separated) must hold VGMIDI val (curves), 4Q val and EMOPIA val
