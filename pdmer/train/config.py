@@ -26,6 +26,7 @@ OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 PLACEMENTS = ("trailing", "centred")  # pdmer.data.features.PLACEMENTS (not imported: it would import torch)
 FRONT_ENDS = ("train", "frozen")
+INIT_PARTS = ("all", "front_end")
 # Fields that only steer how long or how loudly a run goes: changing them does not change what is being trained.
 RUN_CONTROL = ("steps", "validate_every", "checkpoint_every", "device")
 
@@ -47,6 +48,8 @@ class TrainConfig:
     # ``init`` and its outputs are computed once per song, so a step costs ~10x less on a CPU (the adapter is 0.06 %
     # of the parameters and ~90 % of a step's work there)
     front_end: str = "train"
+    # What of init to take: "all" its weights, or "front_end" the adapter CNN alone (the rest starts fresh)
+    init_parts: str = "all"
     # DSAML only, not in the paper (pdmer.model.config.ModelConfig): standardise the global vector with the training
     # data's statistics, and add a linear path from it to the output
     global_norm: bool = False
@@ -103,6 +106,7 @@ class TrainConfig:
             ("inner_params", self.inner_params, PARAMS),
             ("global_placement", self.global_placement, PLACEMENTS),
             ("front_end", self.front_end, FRONT_ENDS),
+            ("init_parts", self.init_parts, INIT_PARTS),
         ):
             if value not in choices:
                 raise InputError(f"config: {name} = {value!r} is not one of {', '.join(choices)}")
@@ -239,8 +243,8 @@ class Source:
 
 
 SECTIONS = {
-    "run": ("mode", "model", "preset", "seed", "steps", "device", "init", "causal", "front_end", "global_norm",
-            "global_skip"),
+    "run": ("mode", "model", "preset", "seed", "steps", "device", "init", "init_parts", "causal", "front_end",
+            "global_norm", "global_skip"),
     "data": ("data", "sources", "format", "raters", "train_split", "val_split", "encoder", "imagebind", "cache", "window",
              "global_placement", "global_seconds"),
     "optim": ("optimizer", "lr", "batch_size", "grad_clip"),

@@ -204,7 +204,7 @@ class Run:
             raise InputError(f"init {path} was trained on {encoder} features, this run uses "
                              f"{self.encoder.name}: start from a checkpoint with the same global encoder (or "
                              "take only its front end: front_end = \"frozen\")")
-        if not same or encoder != self.encoder.name:
+        if not same or encoder != self.encoder.name or self.cfg.init_parts == "front_end":
             # Another sequence model or encoder: only the front end, which never sees the global features, carries
             # over. (Carrying the rest over too made a causal model collapse to one curve for every song on real
             # music: the fusion's sigmoid saturated on features it had not been trained on.)

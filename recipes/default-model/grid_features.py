@@ -28,7 +28,7 @@ def main() -> None:
     metadata = read_metadata(args.checkpoint)
     trained_on = {key: metadata[key] for key in ("global_encoder", "global_windows")}
     kept = dict(metadata)  # save_model writes format, architecture and config itself
-    kept.update(inputs_metadata(load_global_encoder("musicnn"), GlobalWindows()))
+    kept.update(inputs_metadata(load_global_encoder("musicnn"), GlobalWindows(delay=0)))  # as it was then
     kept["trained_on_inputs"] = json.dumps(trained_on)  # what the weights were trained with, for the record
     save_model(load_model(args.checkpoint), args.checkpoint, metadata=kept)
     print(f"{args.checkpoint}: inputs now {kept['global_encoder']}, {kept['global_windows']}")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# How the embedded default model (pdmer/assets/default) was made, start to end, on a 2-core CPU (about an hour).
+# How the PREVIOUS embedded default model (synthetic music only, replaced by real.sh's) was made, start to end, on a
+# 2-core CPU (about an hour). Its frozen front end is still the one the current default uses.
 # Usage: recipes/default-model/train.sh WORKDIR   (needs ../shared/data/deam for the real clips)
 # Every stage is seeded; the model card (pdmer/assets/default/MODEL_CARD.md) records the numbers it gave.
 set -euo pipefail
