@@ -36,7 +36,7 @@ def test_the_default_model_ships_small_and_consistent():
 def test_predict_without_a_model_uses_the_default(tmp_path):
     t = np.arange(int(6 * 22050)) / 22050
     clip = tmp_path / "clip.wav"
-    soundfile.write(str(clip), (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), 22050)
+    soundfile.write(str(clip), (0.3 * np.cos(2 * np.pi * 330 * t)).astype(np.float32), 22050)  # sound from sample 0
     result = subprocess.run([sys.executable, "-m", "pdmer", "predict", str(clip)], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr

@@ -35,7 +35,7 @@ def test_cached_and_uncached_agree_on_real_music(real_music):
     from pdmer.data.features import GlobalWindows, global_vectors
 
     waveform, rate = real_music
-    encoder, windows = load_global_encoder("musicnn"), GlobalWindows()
+    encoder, windows = load_global_encoder("musicnn"), GlobalWindows(delay=0)  # every refresh read
     steps = int(len(waveform) / rate / 0.5)
     spans = list(dict.fromkeys(windows.window(step, len(waveform) / rate) for step in range(steps)))
     cache = PatchCache(encoder)
