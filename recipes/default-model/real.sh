@@ -60,10 +60,12 @@ b=$(choose stage-B "$a" B-15s)
 b_config=$real/$a.toml
 [ "$b" = B-15s ] && b_config=$work/B-15s.toml
 
-# Stage C: 4Q at weight 3 in the mix.
+# Stage C: 4Q, or VGMIDI, at weight 3 in the mix.
 sed 's/data = "..\/shared\/data\/4q", weight = 1.0/data = "..\/shared\/data\/4q", weight = 3.0/' "$b_config" >"$work/C-4q3.toml"
+sed 's/data = "..\/shared\/data\/vgmidi", weight = 1.0/data = "..\/shared\/data\/vgmidi", weight = 3.0/' "$b_config" >"$work/C-vg3.toml"
 train C-4q3 "$work/C-4q3.toml"
-c=$(choose stage-C "$b" C-4q3)
+train C-vg3 "$work/C-vg3.toml"
+c=$(choose stage-C "$b" C-4q3 C-vg3)
 echo "stages A, B, C: $a, $b, $c (tables in $work/stage-*.md)"
 
 # Meta stage: per-listener MAML from the DMER winner, then the profile setting that raises VGMIDI val listeners'
@@ -86,5 +88,16 @@ l = r['evaluations']['listeners']; print((l['valence']['gain'] + l['arousal']['g
         best=$setting best_gain=$gain
     fi
 done
-read -r params steps lr <<<"$best"
-$python $recipe/install.py "$work/meta/model.safetensors" --params "$params" --steps "$steps" --lr "$lr"
+echo "profile setting: $best (on the meta-trained model)" >&2
+# The meta-trained model is installed only if it keeps every 4Q val clip's curve moving (the hard limit); on
+# 2026-12-02 it did not (a clip's arousal std 0.016), and the DMER winner was installed with the profile setting
+# chosen on it the same way: install.py WORK/A-musicnn/best.safetensors --params bias --steps 20 --lr 0.05.
+[ -f "$work/meta/levels.json" ] || $pdmer eval "$work/meta/model.safetensors" --task levels --data $data/4q \
+    --data $data/emopia --split val "${cache[@]}" --json "$work/meta/levels.json" >/dev/null
+if $python -c "import json, sys; r = [x for x in json.load(open(sys.argv[1]))['results'] if x['data'].startswith('4Q')][0]
+l = r['evaluations']['levels']; sys.exit(not min(l['valence_min_std'], l['arousal_min_std']) > 0.02)" "$work/meta/levels.json"; then
+    read -r params steps lr <<<"$best"
+    $python $recipe/install.py "$work/meta/model.safetensors" --params "$params" --steps "$steps" --lr "$lr"
+else
+    echo "the meta-trained model breaks the hard limit: choose the profile setting on $work/$c and install it" >&2
+fi
