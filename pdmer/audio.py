@@ -36,7 +36,9 @@ def level_db(samples: np.ndarray) -> float:
 def silent_slices(waveform: np.ndarray, rate: int, steps: int, silence_db: float = SILENCE_DB) -> np.ndarray:
     """[steps] bool: which 0.5 s slices (slice k = samples [0.5 k, 0.5 k + 0.5) s) are silence, as the stream
     judges them (pdmer.streamer.engine)."""
-    size = round(rate * 0.5)
+    from pdmer.data.curves import STEP_SECONDS
+
+    size = round(rate * STEP_SECONDS)
     return np.array([level_db(waveform[k * size : (k + 1) * size]) < silence_db for k in range(steps)], bool)
 
 

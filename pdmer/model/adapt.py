@@ -91,6 +91,12 @@ def mode(model: torch.nn.Module, training: bool):
         model.train(previous)
 
 
+def model_inputs(inputs: torch.Tensor) -> tuple:
+    """(mel, forward's keywords) for a batch that holds log-mel slices [B, T, F, M], or the front end's outputs
+    [B, T, L] (a frozen front end: pdmer.train.run.Run.local_pool)."""
+    return (inputs, {}) if inputs.ndim == 4 else (None, {"local": inputs})
+
+
 def run(model: nn.Module, weights: Weights, mel, global_feat: torch.Tensor, **options) -> DSAMLOutput:
     """The model's forward pass with ``weights`` in place of its own (``options``: forward's keywords)."""
     return functional_call(model, weights, (mel, global_feat), options, strict=True)
@@ -172,9 +178,9 @@ def last_layer_inputs(model: nn.Module, weights: Weights, mel, global_feat) -> t
     captured = []
     hooks = [model.get_submodule(name).register_forward_hook(lambda _m, inputs, _o: captured.append(inputs[0]))
              for name in model.OUTPUT]
-    try:  # mel [B, T, F, M], or the front end's outputs [B, T, L]
-        output = run(model, weights, mel, global_feat) if mel.ndim == 4 else \
-            run(model, weights, None, global_feat, local=mel)
+    try:
+        slices, options = model_inputs(mel)
+        output = run(model, weights, slices, global_feat, **options)
     finally:
         for hook in hooks:
             hook.remove()

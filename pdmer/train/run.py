@@ -82,7 +82,7 @@ class Run:
         self.build_model()
         if cfg.front_end == "frozen":
             self.local_pool()
-        if cfg.global_norm and not self.started_with("global_mean"):
+        if cfg.global_norm and "global_mean" not in self.given:  # a fresh model: its statistics from the data
             self.standardize_globals()
         self.step, self.best = 0, -math.inf
         if resume:
@@ -168,6 +168,7 @@ class Run:
         torch.manual_seed(self.cfg.seed)
         self.model = build_model(self.cfg.model, self.cfg.preset, global_dim=self.encoder.dim,
                                  **self.cfg.model_overrides()).to(self.device)
+        self.given: set[str] = set()  # the state-dict names taken from init
         if self.cfg.init:
             self.start_from(Path(self.cfg.init))
         if self.cfg.front_end == "frozen":
@@ -217,9 +218,6 @@ class Run:
         self.model.load_state_dict({**own, **given})
         self.given = set(given)
 
-    def started_with(self, name: str) -> bool:
-        return name in getattr(self, "given", set())
-
     def standardize_globals(self) -> None:
         """global_norm: the mean and 1 / std of every training step's global vector, into the model's buffers."""
         rows = torch.cat([example.global_feat for source in self.sources for example in source.pool]).double()
@@ -230,14 +228,14 @@ class Run:
     def local_pool(self) -> None:
         """front_end = "frozen": every training example's log-mel slices replaced by the fixed front end's
         outputs [T, L], computed once per song (in eval mode, as prediction computes them)."""
-        computed: dict[tuple[int, int], torch.Tensor] = {}
+        computed: dict[int, torch.Tensor] = {}  # by the storage the examples' rows are views of
         longest: dict[int, torch.Tensor] = {}
         for source in self.sources:
             for example in source.pool:  # the longest rows per storage, so curves of one song share one pass
                 key = example.mel.data_ptr()
                 if key not in longest or len(example.mel) > len(longest[key]):
                     longest[key] = example.mel
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with torch.no_grad():  # eval mode: no dropout, batch norm on its running statistics
             self.model.eval()
             for key, mel in longest.items():
                 computed[key] = torch.cat([self.model.local_features(mel[None, i : i + 256].to(self.device))[0]

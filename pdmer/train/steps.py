@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pdmer.model.adapt import AdaptConfig, adapt, mode, run
+from pdmer.model.adapt import AdaptConfig, adapt, mode, model_inputs, run
 from pdmer.model.loss import song_sign_loss
 from pdmer.train.data import Task
 
@@ -46,14 +46,9 @@ def trainable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
 
 
-def inputs(mel: torch.Tensor) -> tuple:
-    """(mel, local keywords) for the model: training examples hold log-mel slices [B, T, F, M], or with a frozen
-    front end its outputs [B, T, L] (pdmer.train.run.Run.local_pool)."""
-    return (mel, {}) if mel.ndim == 4 else (None, {"local": mel})
-
-
 def forward(model: nn.Module, mel: torch.Tensor, glob: torch.Tensor):
-    mel, options = inputs(mel)
+    """The model on a training batch: log-mel slices, or a frozen front end's outputs."""
+    mel, options = model_inputs(mel)
     return model(mel, glob, **options)
 
 
@@ -85,7 +80,7 @@ def task_gradient(model: nn.Module, task: Task, adaptation: AdaptConfig | None, 
             # (and its frozen parameters, e.g. a fixed front end, as they are)
             weights = {**dict(model.named_parameters()), **{name: adapted[name] for name, _ in params},
                        **dict(model.named_buffers())}
-            query_mel, options = inputs(mel)
+            query_mel, options = model_inputs(mel)
             loss = model.loss(run(model, weights, query_mel, glob, **options), va).total
             targets = [p for _, p in params] if not first_order else [adapted[name] for name, _ in params]
     if not torch.isfinite(loss):
