@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -353,9 +354,16 @@ def test_two_gloo_processes_match_one(dataset, cache, tmp_path):
     subprocess.run([sys.executable, "-m", "pdmer", *args, "--config", str(path), "--out", str(single)], check=True,
                    env=env, capture_output=True)
     double = tmp_path / "two"
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                           "--standalone", "-m", "pdmer", *args, "--config", str(path), "--out", str(double)],
-                          env=env, capture_output=True, text=True)
+    for attempt in range(2):
+        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                               "--standalone", "-m", "pdmer", *args, "--config", str(path), "--out", str(double)],
+                              env=env, capture_output=True, text=True)
+        # Once in CI (a loaded 2-core machine) a process aborted in torch's gloo teardown after the run had finished
+        # and saved ("terminate called without an active exception"); that, and only that, is tried a second time.
+        if not (done.returncode and "terminate called without an active exception" in done.stderr
+                and "step 1/1" in done.stderr and attempt == 0):
+            break
+        shutil.rmtree(double)
     assert done.returncode == 0, done.stderr[-3000:]
     one, two = weights_of(single / MODEL), weights_of(double / MODEL)
     from pdmer.model.registry import build_model

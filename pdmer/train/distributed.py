@@ -68,5 +68,8 @@ def join(device: torch.device) -> Group:
 
 
 def leave(group: Group) -> None:
+    """Tear the group down once every process is done with it: a process that destroys its side while another is
+    still in a collective can take the other down with it."""
     if group.size > 1 and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
