@@ -34,6 +34,7 @@ def main() -> None:
     from pdmer.audio import load_audio
     from pdmer.export.predict import load_deployed, predict_file
     from pdmer.data.features import inputs_metadata
+    from pdmer.data.plain import write_curve_csv
     from pdmer.model.checkpoint import save_model
     from pdmer.model.encoders import load_global_encoder
     from pdmer.model.registry import build_model
@@ -50,8 +51,7 @@ def main() -> None:
     soundfile.write(str(song), waveform[: int(args.seconds * rate)], rate)
     prediction, _, _ = predict_file(load_deployed(base, device="cpu"), song)
     curve = work / "curve.csv"
-    curve.write_text("time_s,valence,arousal\n" + "".join(
-        f"{t:.1f},{min(1.0, v + 0.2):.4f},{min(1.0, a + 0.2):.4f}\n" for t, v, a in prediction.rows()))
+    write_curve_csv(curve, prediction.times, np.minimum(1.0, prediction.va + 0.2))
 
     seconds = []
     for run in range(args.runs):

@@ -71,7 +71,7 @@ def main() -> None:
         chosen = int(rng.integers(len(curves)))
         support, others = curves[chosen], curves[:chosen] + curves[chosen + 1:]
         curve_csv = Path(home) / f"{listener}.csv"
-        write_curve_csv(curve_csv, support)
+        write_curve_csv(curve_csv, support.times, support.va)
         started = time.perf_counter()
         profile = pdmer.profiles.create(f"bench-{listener}", dataset.songs[support.song].audio, curve_csv,
                                         base=args.base, steps=args.steps, lr=args.lr, params=args.params)

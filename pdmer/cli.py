@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import warnings
@@ -10,7 +9,7 @@ import warnings
 import click
 
 from pdmer import __version__
-from pdmer.errors import PdmerError
+from pdmer.cli_common import SCALES, user_errors
 
 # Listed here, not imported, to keep torch out of `pdmer --help`; tests check they match the real lists.
 PRESET_NAMES = ("paper", "small", "authors")  # pdmer.model.config.PRESETS
@@ -19,24 +18,13 @@ MUSICNN_FEATURES = ("penultimate", "mean_pool", "max_pool", "taggram")  # pdmer.
 ADAPT_PARAMS = ("all", "head", "output", "bias")  # pdmer.model.adapt.PARAMS
 
 
-def user_errors(command):
-    """Report a PdmerError as one line on stderr with exit code 2, instead of a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except PdmerError as error:
-            click.echo(f"pdmer: error: {error}", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pdmer")
 def main() -> None:
-    """Track the emotion of music (valence, arousal at 2 Hz) as one listener hears it."""
+    """Track the emotion of music (valence, arousal at 2 Hz) as one listener hears it.
+
+    The main program is pdmer-stream: it streams the values live over OSC, from an input device or a file (see
+    pdmer-stream --help). These commands predict whole songs, make listener profiles, train and evaluate."""
     warnings.showwarning = show_warning
 
 
@@ -117,6 +105,10 @@ def demo(
 def embed(audio, encoder, imagebind, window, features, output) -> None:
     """Global feature vector of an audio file (or a window of it), as DSAML's global input."""
     from pdmer.audio import load_audio
+    from pdmer.fileio import check_output
+
+    if output:
+        check_output(output, "--output")
     from pdmer.model.encoders import load_global_encoder
 
     waveform, sample_rate = load_audio(audio)
@@ -144,15 +136,17 @@ def convert_musicnn(wheel: str, output: str | None) -> None:
     """Convert MSD_musicnn's TF checkpoint inside the musicnn wheel to safetensors (no TensorFlow needed), and write
     its ONNX graph beside it (the global encoder's CPU runtime)."""
     from pdmer.convert.musicnn import convert_wheel, write_onnx
+    from pdmer.fileio import check_output
     from pdmer.model.musicnn import WEIGHTS
 
+    if output:
+        check_output(output, "--output")
     weights = convert_wheel(wheel, output or WEIGHTS)
     click.echo(f"wrote {weights}")
     click.echo(f"wrote {write_onnx(weights, weights.with_suffix('.onnx'))}")
 
 
 DATASET_FORMATS = ("deam", "emomusic", "pmemo", "vgmidi", "4q", "emopia", "plain")  # pdmer.data.load.FORMATS
-SCALES = ("[-1,1]", "[0,1]", "[1,9]")  # pdmer.data.curves.SCALES
 
 
 REAL_TASKS = ("curves", "levels", "listeners")  # pdmer.evaluate.real.EVALUATIONS
@@ -205,8 +199,11 @@ def evaluate(checkpoints, data, data_format, split, task, support, baseline, tra
     listener's other song before and after a one-song profile, with a bootstrap interval); without CHECKPOINTS,
     the embedded default model. --json writes every song's scores."""
     from pdmer.data.load import load_dataset
-    from pdmer.fileio import atomic_path
+    from pdmer.fileio import atomic_path, check_output
 
+    for option, path in (("--json", json_path), ("--markdown", markdown_path)):  # before the evaluation, not after
+        if path:
+            check_output(path, option)
     song_list = [s.strip() for s in songs.split(",") if s.strip()] if songs else None
     progress = (lambda text: click.echo(f"\r\033[K{text}", nl=False, err=True)) if sys.stderr.isatty() else None
     if task in ("real", *REAL_TASKS):
@@ -274,7 +271,9 @@ def synth(out, seed, force, **sizes) -> None:
     polarity, noise). Splits: train; val and test hold out unseen listeners on unseen songs. The rules are in
     pdmer/data/synth/; OUT/dataset.json records the seed, every listener's mapping and the baseline scores."""
     from pdmer.data.synth import make_benchmark
+    from pdmer.fileio import check_output
 
+    check_output(out, "OUT", folder=True)
     root = make_benchmark(out, seed, overwrite=force, **sizes)
     info = json.loads((root / "dataset.json").read_text())["synth"]
     click.echo(f"wrote {root}: {len(info['songs'])} songs, {len(info['listeners'])} listeners, seed {seed}")

@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from pdmer.errors import InputError
+
 
 def _umask() -> int:
     current = os.umask(0)
@@ -34,6 +36,36 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def check_output(path: str | Path, option: str, *, folder: bool = False) -> Path:
+    """Refuse, before any slow work, an output path that could not be written at the end: ``path`` (a file, or with
+    ``folder`` a folder) must not be the other kind, and the folder it goes in must be a folder this process can
+    create files in. Missing folders on the way are allowed (writing creates them, as ``atomic_path`` does); nothing
+    is created here, so a command that fails later leaves nothing behind."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path}: it is a file, not a folder; give a folder path")
+    if not folder and path.is_dir():
+        raise InputError(f"{option} {path}: it is a folder; name a file in it")
+    nearest = Path(os.path.abspath(path)).parent
+    while not nearest.exists():  # the folder that writing would create the rest under
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        raise InputError(f"{option} {path}: {nearest} is a file, not a folder; pick a path under a folder")
+    _probe(nearest, path, option)
+    return path
+
+
+def _probe(folder: Path, path: Path, option: str) -> None:
+    """Create and remove a file in ``folder``: the one check that also sees read-only mounts, /proc and root."""
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".pdmer-probe.", dir=folder)
+    except OSError as error:
+        raise InputError(f"{option} {path}: cannot create files in {folder} ({error.strerror}); pick a folder you "
+                         "can write to") from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -20,6 +20,25 @@ if $tests; then
     SYSTEM_PACKAGES+=(liblo-tools pulseaudio pulseaudio-utils libasound2-plugins chromium puredata-core fluidsynth timgm6mb-soundfont)
 fi
 
+# Another apt or dpkg (unattended-upgrades after boot, another shell) may hold apt's locks for minutes: wait for it
+# instead of failing with apt's exit 100. apt-get install waits by itself (DPkg::Lock::Timeout); apt-get update does
+# not wait for its lists lock (apt 2.6), so it is retried while the lock is the reason it failed.
+APT_LOCK_WAIT=600
+apt_update() {
+    local waited=0 output
+    until output=$(apt-get update -qq 2>&1); do
+        if ! grep -q "Could not get lock" <<<"$output" || ((waited >= APT_LOCK_WAIT)); then
+            echo "$output" >&2
+            return 1
+        fi
+        if ((waited == 0)); then
+            echo "bootstrap: another apt or dpkg holds its lock; waiting up to $((APT_LOCK_WAIT / 60)) minutes" >&2
+        fi
+        sleep 5
+        waited=$((waited + 5))
+    done
+}
+
 missing=()
 for package in "${SYSTEM_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -30,8 +49,9 @@ fi
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ]; then
         echo "bootstrap: installing Debian packages: ${missing[*]}"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        apt_update
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=$APT_LOCK_WAIT install -y -qq \
+            --no-install-recommends "${missing[@]}" >/dev/null
     else
         echo "bootstrap: missing Debian packages. Run this once, then try again:" >&2
         echo "    sudo apt-get install -y ${missing[*]}" >&2

@@ -24,6 +24,7 @@ def test_help_does_not_import_torch():
     code = "import sys; from pdmer.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "model-info" in result.stdout
+    assert "The main program is pdmer-stream" in result.stdout  # a newcomer learns the streamer's name here
     assert result.stdout.strip().endswith("False")
 
 
@@ -76,6 +77,42 @@ def test_undecodable_audio_is_named(tmp_path):
     bad.write_text("this is not audio")
     result = pdmer("demo", "--audio", str(bad), check=False)
     assert result.returncode == 2 and "cannot decode" in result.stderr
+
+
+# Each command's inputs are bad too (junk audio, missing checkpoints and data): the output's error can only come
+# first if the output is checked before any of them is read.
+UNWRITABLE = [
+    (("predict", "{junk}", "--csv", "/proc/x.csv"), "--csv"),
+    (("predict", "{junk}", "--csv", "{blocker}/x.csv"), "--csv"),
+    (("predict", "{junk}", "--plot", "{blocker}/plots/x.png"), "--plot"),
+    (("predict", "{junk}", "{junk}", "--out-dir", "{blocker}/curves"), "--out-dir"),
+    (("eval", "{tmp}/none.safetensors", "--data", "{tmp}/none", "--json", "/proc/e.json"), "--json"),
+    (("eval", "{tmp}/none.safetensors", "--data", "{tmp}/none", "--markdown", "{blocker}/t.md"), "--markdown"),
+    (("export", "{tmp}/none.safetensors", "-o", "/proc/x.onnx"), "--output"),
+    (("embed", "{junk}", "--output", "{blocker}/v.npy"), "--output"),
+    (("convert-musicnn", "--wheel", "{tmp}/none.whl", "--output", "/proc/m.safetensors"), "--output"),
+    (("synth", "{blocker}/bench"), "OUT"),
+    (("train", "--out", "{blocker}/run"), "--out"),
+    (("profile", "export", "nobody", "-o", "{blocker}/p"), "--output"),
+]
+
+
+@pytest.mark.parametrize("args, option", UNWRITABLE, ids=[" ".join(a[:1] + (o,)) for a, o in UNWRITABLE])
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, args, option):
+    junk, blocker = tmp_path / "junk.wav", tmp_path / "a-file"
+    junk.write_text("this is not audio")
+    blocker.write_text("a file where a folder would have to be")
+    args = [arg.format(junk=junk, blocker=blocker, tmp=tmp_path) for arg in args]
+    path = args[args.index(option) + 1] if option in args else args[-1]
+    before = sorted(tmp_path.rglob("*"))
+    exe = shutil.which("pdmer", path=str(BIN))
+    result = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120,
+                            env={**__import__("os").environ, "PDMER_HOME": str(tmp_path / "home")})
+    assert result.returncode == 2, result.stderr
+    fix = "cannot create files in /proc" if path.startswith("/proc") else f"{blocker} is a file, not a folder"
+    assert result.stderr.splitlines() == [result.stderr.strip()]  # one line, no traceback
+    assert result.stderr.startswith(f"pdmer: error: {option} {path}: ") and fix in result.stderr
+    assert sorted(tmp_path.rglob("*")) == before and not Path(path).exists()  # nothing written, nothing left
 
 
 def test_quickstart_example_runs(tmp_path):

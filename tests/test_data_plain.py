@@ -1,6 +1,8 @@
 """pdmer's plain dataset format: both annotation layouts, scales, resampling, and every bad input named."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -151,3 +153,92 @@ def test_cli_data_summary_and_errors(tmp_path):
     write_long_csv(tmp_path, ["s1,ann,0.0,0.1,0.2", "s1,ann,1.0,3,0.2"])
     result = CliRunner().invoke(main, ["data", str(tmp_path)])
     assert result.exit_code == 2 and "outside the declared scale [-1,1]" in result.output
+
+
+# One curve as each spreadsheet dialect saves it, and its points: Excel's "CSV UTF-8" (a byte-order mark), ';'
+# between cells, ';' with decimal commas (Excel on a German system: BOM and CRLF too), CRLF with spaces and blanks.
+POINTS = [(0.0, 0.5, 0.25), (0.5, -0.1, 0.0), (1.25, 0.75, -0.5), (2.0, 0.125, 1.0)]
+DIALECTS = {
+    "bom": "\ufefftime_s,valence,arousal\n0,0.5,0.25\n0.5,-0.1,0\n1.25,0.75,-0.5\n2,0.125,1\n",
+    "semicolon": "time_s;valence;arousal\n0;0.5;0.25\n0.5;-0.1;0\n1.25;0.75;-0.5\n2;0.125;1\n",
+    "decimal comma": "\ufefftime_s;valence;arousal\r\n0;0,5;0,25\r\n0,5;-0,1;0\r\n1,25;0,75;-0,5\r\n2;0,125;1\r\n",
+    "crlf": "\r\n time_s , valence , arousal \r\n 0 , 0.5 , 0.25\r\n0.5, -0.1,0\r\n1.25 ,0.75,-0.5\r\n\r\n"
+            "2,0.125,1\r\n \r\n",
+}
+REFUSED = {  # the bytes of a file still refused, and what its message names
+    "unknown columns": (b"Zeit;Valenz;Erregung\n0;0,5;0,5\n", ["missing column(s) time_s, valence, arousal",
+                        "Found: line 1 'Zeit;Valenz;Erregung', delimiter ';' detected, "
+                        "columns ['Zeit', 'Valenz', 'Erregung']"]),
+    "decimal commas between commas": (b"time_s,valence,arousal\n0,0,5,0,5\n0.5,0.5,0.5\n",
+                                      ["s1.csv:2: 5 cells where the header has 3 (delimiter ','); a decimal comma"]),
+    "long first line": (b"time_s|valence|arousal|" + b"x" * 100 + b"\n0|0|0\n",
+                        ["Found: line 1 'time_s|valence|arousal|xxx", "xxx..., delimiter ',' detected, "
+                         "columns ['time_s|valence|arousal|xxx", "xxx...\n"]),
+    "utf-16": ("time_s\tvalence\tarousal\n".encode("utf-16"), ["is UTF-16 text; save it as \"CSV UTF-8\""]),
+}
+
+
+def write_curve_file(path, text: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_reader_reads_each_spreadsheet_dialect(tmp_path, dialect):
+    from pdmer.data.plain import read_points
+
+    path = tmp_path / "curve.csv"
+    write_curve_file(path, DIALECTS[dialect])
+    assert [point[1:] for point in read_points(path)] == POINTS
+
+
+def test_pdmer_data_reads_every_dialect_as_the_same_curve(tmp_path):
+    """The real `pdmer data` on a dataset whose listeners saved one curve in each dialect, and a long annotations.csv
+    with ';' and decimal commas: every curve is read, and all are the same."""
+    write_audio(tmp_path, "s1", 3.0)
+    for dialect, text in DIALECTS.items():
+        write_curve_file(tmp_path / "annotations" / dialect.replace(" ", "-") / "s1.csv", text)
+    rows = [f"s1;long;{t};{v};{a}".replace(".", ",") for t, v, a in POINTS]
+    (tmp_path / "annotations.csv").write_bytes("\r\n".join(["\ufeffsong;listener;time_s;valence;arousal", *rows])
+                                               .encode())
+    result = subprocess.run([sys.executable, "-m", "pdmer", "data", str(tmp_path), "--json"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["listeners"] == len(DIALECTS) + 1 and summary["labels_per_curve"]["min"] == 5  # 0, 0.5, .. 2 s
+    curves = load_plain(tmp_path).curves
+    expected = np.interp(np.arange(0, 2.5, 0.5), [p[0] for p in POINTS], [p[1] for p in POINTS])
+    for curve in curves:
+        np.testing.assert_allclose(curve.va[:, 0], expected, atol=1e-12, err_msg=curve.source)
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_pdmer_data_names_what_it_found_in_a_refused_file(tmp_path, case):
+    text, fragments = REFUSED[case]
+    write_audio(tmp_path, "s1", 3.0)
+    write_curve_file(tmp_path / "annotations" / "ann" / "s1.csv", text)
+    before = sorted(tmp_path.rglob("*"))
+    result = subprocess.run([sys.executable, "-m", "pdmer", "data", str(tmp_path)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+    assert "x" * 80 not in result.stderr  # the first line and the columns are shown cut short
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written beside the dataset
+
+
+def test_one_writer_keeps_the_predict_format_and_writes_atomically(tmp_path):
+    from pdmer.data.plain import read_points, write_curve_csv
+    from pdmer.export.predict import SongPrediction
+
+    times, va = np.array([0.25, 0.75, 1.25]), np.array([[0.1, np.nan], [-0.5, 1 / 3], [1.0, -1.0]], np.float32)
+    text = "time_s,valence,arousal\n0.250,0.100000,nan\n0.750,-0.500000,0.333333\n1.250,1.000000,-1.000000\n"
+    assert SongPrediction("s", "m", times, va).to_csv() == text
+    path = tmp_path / "out" / "curve.csv"
+    write_curve_csv(path, times, va)
+    assert path.read_bytes() == text.encode()
+    with pytest.raises(ValueError):  # rows of three values: a failed write leaves the old file and no temporary
+        write_curve_csv(path, times, np.zeros((3, 3)))
+    assert path.read_bytes() == text.encode() and list(path.parent.iterdir()) == [path]
+    write_curve_csv(path, times[1:], va[1:])
+    assert [p[1:] for p in read_points(path)] == [(0.75, -0.5, 0.333333), (1.25, 1.0, -1.0)]

@@ -300,3 +300,22 @@ def test_predict_several_files_refuses_what_it_cannot_write(small_onnx, tmp_path
     afile.write_text("")
     result = pdmer("predict", clashing[0], "--model", small_onnx, "--out-dir", afile)
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_predict_makes_the_missing_folders_of_its_outputs(small_onnx, tmp_path):
+    """--csv and --plot into folders that do not exist yet: they are made (as for every output of every command),
+    and the files are written there; the check before the work creates nothing itself."""
+    import soundfile
+
+    rate = 22050
+    t = np.arange(int(3 * rate)) / rate
+    song = tmp_path / "tone.wav"
+    soundfile.write(str(song), (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), rate)
+    csv, png = tmp_path / "curves" / "deep" / "tone.csv", tmp_path / "plots" / "tone.png"
+    result = pdmer("predict", song, "--model", small_onnx, "--csv", csv, "--plot", png)
+    assert result.returncode == 0, result.stderr
+    assert csv.read_text().startswith("time_s,valence,arousal\n") and png.read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in csv.parent.iterdir()) == ["tone.csv"]  # no probe or temporary file left
+    assert sorted(p.name for p in png.parent.iterdir()) == ["tone.png"]
+    failed = pdmer("predict", tmp_path / "none.wav", "--model", small_onnx, "--csv", tmp_path / "later" / "x.csv")
+    assert failed.returncode == 2 and not (tmp_path / "later").exists()  # a failed run leaves no empty folder

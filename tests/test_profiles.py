@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -84,7 +85,7 @@ def test_create_list_show_predict_export_import_delete(files, tmp_path):
     listing = pdmer("profile", "list", home=home)
     assert "default" in listing.stdout and "alice" in listing.stdout
     shown = pdmer("profile", "show", "alice", home=home)
-    assert shown.returncode == 0 and '"weights_sha256"' in shown.stdout and "->" in shown.stdout
+    assert shown.returncode == 0 and "base model" in shown.stdout and "->" in shown.stdout
 
     with_profile = pdmer("predict", files["song"], "--model", files["base"], "--profile", "alice", "--json", home=home)
     without = pdmer("predict", files["song"], "--model", files["base"], "--json", home=home)
@@ -126,7 +127,7 @@ def bad_inputs(files, tmp_path):
     values = 0.5 + 0 * times
     with_nan = values.copy()
     with_nan[5] = np.nan
-    cases["nan"] = ({"curve": curve("nan", v=with_nan)}, "line 7")
+    cases["nan"] = ({"curve": curve("nan", v=with_nan)}, "nan.csv:7: valence is 'nan'")
     backwards = times.copy()
     backwards[[3, 4]] = backwards[[4, 3]]
     cases["not monotonic"] = ({"curve": curve("back", t=backwards)}, "times must increase")
@@ -137,6 +138,12 @@ def bad_inputs(files, tmp_path):
     cases["much longer"] = ({"curve": curve("long", t=long)}, "the audio is 12.0 s long")
     (tmp_path / "noheader.csv").write_text("1,2,3\n4,5,6\n")
     cases["no header"] = ({"curve": tmp_path / "noheader.csv"}, "must start with the header time_s,valence,arousal")
+    (tmp_path / "german.csv").write_bytes("\ufeffZeit;Valenz;Erregung\r\n0;0,5;0,5\r\n0,5;0,5;0,5\r\n".encode())
+    cases["unknown columns"] = ({"curve": tmp_path / "german.csv"}, "Found: line 1 'Zeit;Valenz;Erregung', delimiter "
+                                "';' detected, columns ['Zeit', 'Valenz', 'Erregung']")
+    (tmp_path / "commas.csv").write_text("time_s,valence,arousal\n0,0,5,0,5\n0.5,0.5,0.5\n")
+    cases["decimal commas between commas"] = ({"curve": tmp_path / "commas.csv"},
+                                              "commas.csv:2: 5 cells where the header has 3 (delimiter ',')")
     (tmp_path / "empty.wav").write_bytes(b"")
     cases["empty audio"] = ({"audio": tmp_path / "empty.wav"}, "cannot decode")
     corrupt = tmp_path / "corrupt.wav"
@@ -247,6 +254,150 @@ def test_two_concurrent_creates_of_one_name(files, tmp_path):
     assert len(list((home / "profiles" / ".store").iterdir())) == 1  # one published folder, nothing left over
 
 
+HOLD = """
+import os, sys, time
+from pathlib import Path
+from pdmer.profiles import store
+ready, go = Path(sys.argv[1]), Path(sys.argv[2])
+real_publish = store.publish
+def held(*args, **kwargs):  # the profile is staged: say so, and wait to be let go (or killed)
+    ready.write_text(str(os.getpid()))
+    while not go.exists():
+        time.sleep(0.05)
+    return real_publish(*args, **kwargs)
+store.publish = held
+from pdmer.cli import main
+main(sys.argv[3:], prog_name="pdmer")
+"""
+
+
+def held_create(files, home, name, tmp_path):
+    """A real ``pdmer profile create`` that stops once its profile is staged; returns it, its staging folder and
+    the file that lets it go on."""
+    ready, go = tmp_path / f"{name}.ready", tmp_path / f"{name}.go"
+    args = ["profile", "create", name, "--audio", files["song"], "--curve", files["curve"], "--base", files["base"],
+            "--scale", "[0,1]"]
+    process = subprocess.Popen([sys.executable, "-c", HOLD, ready, go, *map(str, args)], text=True,
+                               env={**os.environ, "PDMER_HOME": str(home)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not ready.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"create {name} never got to publishing: {process.communicate()}")
+        time.sleep(0.1)
+    [folder] = (home / "profiles" / ".store").glob(f".staging-{name}-*")
+    return process, folder, go
+
+
+def leaks_store_path(text, home):
+    return ".store" in text or ".locks" in text or str(home) in text
+
+
+def test_the_next_create_removes_a_killed_creates_staging_but_not_a_running_ones(files, tmp_path):
+    home = tmp_path / "home"
+    killed, stale, _ = held_create(files, home, "dave", tmp_path)
+    assert (stale / "model.onnx").is_file()
+    killed.kill()  # SIGKILL while staging
+    assert killed.wait(timeout=60) == -signal.SIGKILL and stale.is_dir()
+    running, live, go = held_create(files, home, "erin", tmp_path)
+    try:
+        result = create(files, home, "frank")
+        assert result.returncode == 0, result.stderr
+        assert "profile 'frank' created" in result.stdout and not leaks_store_path(result.stdout + result.stderr, home)
+        assert not stale.exists() and (live / "model.onnx").is_file()
+        go.touch()
+        out, err = running.communicate(timeout=300)
+    finally:
+        running.kill()  # no-op once it has exited
+    assert running.returncode == 0, err
+    assert stored(home) == ["erin", "frank"]
+    assert sorted(p.name.split("-")[0] for p in (home / "profiles" / ".store").iterdir()) == ["erin", "frank"]
+    assert sorted(p.name for p in (home / "profiles" / ".locks").iterdir()) == ["erin.lock", "frank.lock"]
+
+
+def tree(home):
+    return sorted(str(p.relative_to(home)) for p in home.rglob("*")) if home.exists() else None
+
+
+@pytest.mark.parametrize("command", [["show", "nosuch"], ["show", "nosuch", "--json"], ["delete", "nosuch"],
+                                     ["export", "nosuch", "-o", "OUT"]])
+def test_a_missing_name_writes_nothing(files, home_with_bob, tmp_path, command):
+    import shutil
+
+    out = tmp_path / "out"
+    command = [str(out) if arg == "OUT" else arg for arg in command]
+    empty = pdmer("profile", *command, home=tmp_path / "empty")
+    assert empty.returncode == 2 and "no profile named 'nosuch'; known profiles: default" in empty.stderr
+    assert not (tmp_path / "empty").exists() and not out.exists()
+    home = tmp_path / "home"
+    shutil.copytree(home_with_bob, home, symlinks=True)
+    before = tree(home)
+    result = pdmer("profile", *command, home=home)
+    assert result.returncode == 2 and "no profile named 'nosuch'; known profiles: default, bob" in result.stderr
+    assert tree(home) == before and not out.exists() and not leaks_store_path(result.stderr, home)
+
+
+def test_delete_removes_the_lock_file_and_old_leftovers(home_with_bob, tmp_path):
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(home_with_bob, home, symlinks=True)
+    (home / "profiles" / ".locks" / "nosuch.lock").touch()  # what older versions left for a missing name
+    result = pdmer("profile", "delete", "bob", home=home)
+    assert result.returncode == 0 and result.stdout == "profile 'bob' deleted\n" and result.stderr == ""
+    assert tree(home) == ["profiles", "profiles/.locks", "profiles/.store"]
+
+
+def test_show_is_readable_and_json_on_request(home_with_bob):
+    shown = pdmer("profile", "show", "bob", home=home_with_bob)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert [line.split("  ")[0] for line in lines[:4]] == ["name", "created", "base model", "song"]
+    assert "adapted     head: all but the front end" in lines and "steps / lr  3 / 0.05" in lines
+    assert "valence_rmse" in shown.stdout and not leaks_store_path(shown.stdout, home_with_bob)
+    as_json = pdmer("profile", "show", "bob", "--json", home=home_with_bob)
+    info = json.loads(as_json.stdout)
+    assert info["name"] == "bob" and info["adaptation"]["steps"] == 3 and "after" in info["fit"]
+    assert json.loads(pdmer("profile", "show", "default", "--json", home=home_with_bob).stdout)["name"] == "default"
+
+
+def test_a_broken_profile_is_named_not_located(home_with_bob, tmp_path):
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(home_with_bob, home, symlinks=True)
+    (home / "profiles" / "bob" / "profile.json").write_text("{broken")
+    for command in (["show", "bob"], ["list"], ["export", "bob", "-o", tmp_path / "out"]):
+        result = pdmer("profile", *command, home=home)
+        assert result.returncode == 2 and "profile 'bob' is unreadable" in result.stderr, (command, result.stderr)
+        assert not leaks_store_path(result.stderr, home) and "Traceback" not in result.stderr
+    (home / "profiles" / "bob" / "profile.json").unlink()
+    result = pdmer("profile", "show", "bob", home=home)
+    assert "profile 'bob' is unreadable (No such file or directory)" in result.stderr
+    assert not leaks_store_path(result.stderr, home)
+
+
+def test_a_writer_waiting_on_a_removed_lock_file_locks_the_new_one(tmp_path):
+    """delete removes a name's lock file while holding it; a writer that was waiting must not hold the old one."""
+    import threading
+
+    from pdmer.profiles import store
+
+    path = tmp_path / "x.lock"
+    first = store.take_lock(path, wait=True)
+    taken = []
+    waiter = threading.Thread(target=lambda: taken.append(store.take_lock(path, wait=True)))
+    waiter.start()
+    time.sleep(0.5)  # the waiter has opened the file and waits in flock
+    path.unlink()
+    first.close()
+    waiter.join(timeout=30)
+    assert os.path.samestat(os.fstat(taken[0].fileno()), os.stat(path))
+    assert store.take_lock(path, wait=False) is None  # it holds the file now at the path
+    taken[0].close()
+
+
 def test_curve_resampling_onto_the_grid(tmp_path):
     from pdmer.profiles.curve import support_curve
 
@@ -255,3 +406,76 @@ def test_curve_resampling_onto_the_grid(tmp_path):
     curve = support_curve(path, 10.0)
     assert curve.first_step == 1 and len(curve.va) == 19  # steps at 0.5 .. 9.5 s
     assert curve.va[1, 0] == pytest.approx(0.2) and curve.va[-1, 0] == pytest.approx(0.6)
+
+
+def spreadsheet(text: str, dialect: str) -> bytes:
+    """The bytes a spreadsheet saves for a curve CSV ``text`` (commas, LF): Excel's "CSV UTF-8" (a byte-order mark),
+    semicolons, semicolons and decimal commas with a BOM and CRLF (Excel on a German system), or CRLF line ends with
+    spaces around the cells and blank lines."""
+    lines = text.splitlines()
+    if dialect == "bom":
+        return ("\ufeff" + text).encode()
+    if dialect == "semicolon":
+        return "\n".join(line.replace(",", ";") for line in lines).encode() + b"\n"
+    if dialect == "decimal comma":
+        return ("\ufeff" + "\r\n".join(line.replace(",", ";").replace(".", ",") for line in lines) + "\r\n").encode()
+    assert dialect == "crlf"
+    return ("\r\n" + "\r\n".join(" , ".join(line.split(",")) + " " for line in lines) + "\r\n\r\n").encode()
+
+
+DIALECTS = ["bom", "semicolon", "decimal comma", "crlf"]
+
+
+@pytest.fixture(scope="module")
+def reference(files, tmp_path_factory):
+    """The info of the profile made from the plain comma-separated curve."""
+    from pdmer.profiles import load
+
+    home = tmp_path_factory.mktemp("reference")
+    result = create(files, home, "plain")
+    assert result.returncode == 0, result.stderr
+    return load("plain", root=home / "profiles").info
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_spreadsheet_curve_makes_the_same_profile(files, reference, tmp_path, dialect):
+    """`pdmer profile create --curve` on the curve as a spreadsheet saves it: the same labels as the plain CSV's
+    (the same support steps and the same fit of the base model on them)."""
+    from pdmer.profiles import load
+
+    curve = tmp_path / "mine.csv"
+    curve.write_bytes(spreadsheet(files["curve"].read_text(), dialect))
+    home = tmp_path / "home"
+    result = create(files, home, "mine", curve=curve)
+    assert result.returncode == 0, result.stderr
+    info = load("mine", root=home / "profiles").info
+    assert info["support"] == reference["support"] and info["curve"]["points"] == reference["curve"]["points"] == 48
+    assert info["fit"]["before"] == reference["fit"]["before"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_curve_reader_reads_each_dialect(files, tmp_path, dialect):
+    from pdmer.profiles.curve import read_curve
+
+    curve = tmp_path / "mine.csv"
+    curve.write_bytes(spreadsheet(files["curve"].read_text(), dialect))
+    times, values = read_curve(curve, scale="[0,1]")
+    plain_times, plain_values = read_curve(files["curve"], scale="[0,1]")
+    assert len(times) == 48
+    np.testing.assert_array_equal(times, plain_times)
+    np.testing.assert_array_equal(values, plain_values)
+
+
+def test_predict_names_a_refused_truth_curve_and_writes_nothing(files, tmp_path):
+    """`pdmer predict --truth` reads curves with the same reader: a file it still refuses is named (delimiter,
+    columns, first line) before any prediction, and no plot is written."""
+    truth = tmp_path / "truth.csv"
+    truth.write_bytes("\ufefftime;valence;arousal\r\n0;0,5;0,5\r\n".encode())
+    plot = tmp_path / "out" / "plot.png"
+    result = pdmer("predict", files["song"], "--model", files["base"], "--truth", truth, "--plot", plot,
+                   home=tmp_path / "home")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "missing column(s) time_s" in result.stderr
+    assert "line 1 'time;valence;arousal', delimiter ';' detected, columns ['time', 'valence', 'arousal']" \
+        in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["truth.csv"]

@@ -75,6 +75,20 @@ def test_a_busy_port_is_refused_with_the_way_out(view):
         LiveView("8765", profile="p", model="m", source="s", osc=[])
 
 
+def test_the_command_says_a_busy_port_before_loading_the_model(view, tmp_path):
+    """The port is bound first: the model (here a missing one, which would fail with its own error) and the source
+    are never reached, so the message comes at once instead of after seconds of loading."""
+    junk = tmp_path / "junk.wav"
+    junk.write_text("not audio")
+    result = subprocess.run([sys.executable, "-m", "pdmer.streamer", "--model", str(tmp_path / "none.onnx"),
+                             "--source", str(junk), "--fast", "--view", f"127.0.0.1:{view.port}"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"pdmer-stream: error: --view 127.0.0.1:{view.port}: cannot serve the live "
+                                          "view: the port is in use (another pdmer-stream --view?); pick another, "
+                                          f"e.g. --view 127.0.0.1:{view.port + 1}"]
+
+
 # -- the page in a real browser ----------------------------------------------------------------------------------------
 def chromium_or_skip() -> str:
     path = shutil.which("chromium")
@@ -126,6 +140,32 @@ def wait_for(page, condition, what: str, timeout: float = 30.0) -> dict:
             return state
         page.wait_for_timeout(200)
     raise AssertionError(f"the page never showed {what}; last state {state}")
+
+
+def test_the_page_keeps_two_columns_down_to_laptop_widths(view):
+    """The plane beside the charts at 1200 px (once they dropped under it: 520 + 640 px and the gaps need 1214);
+    one column on a phone; never a horizontal scroll bar."""
+    chromium = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    layout = """() => { const box = (id) => document.getElementById(id).getBoundingClientRect();
+        const plane = box('va-plane'), chart = box('valence-chart');
+        return {beside: chart.left >= plane.right && chart.top < plane.bottom,
+                below: chart.top >= plane.bottom, scroll: document.documentElement.scrollWidth, width: innerWidth}; }"""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium)
+        seen = {}
+        for width in (1280, 1200, 900, 420):
+            page = browser.new_page(viewport={"width": width, "height": 800})
+            page.goto(view.url)
+            seen[width] = page.evaluate(layout)
+            if width == 1200:
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=ARTIFACTS / "live-view-1200.png")
+            page.close()
+        browser.close()
+    assert [seen[w]["beside"] for w in (1280, 1200, 900)] == [True, True, True] and seen[420]["below"]
+    assert all(state["scroll"] <= state["width"] for state in seen.values()), seen
 
 
 @pytest.mark.slow

@@ -13,9 +13,7 @@ curve's labels describe (label i <-> row ``curve.first_step + i``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from pdmer import __version__
 from pdmer.audio import load_audio
+from pdmer.data.cache import default_cache_dir, stable_hash
 from pdmer.data.curves import STEP_SECONDS, Curve, warn
 from pdmer.errors import InputError
 from pdmer.fileio import atomic_path, file_sha256
@@ -144,18 +143,6 @@ def global_vectors(encoder: GlobalEncoder, windows: GlobalWindows, waveform, rat
         embedded = embed_each(encoder, waveform, rate, distinct, progress)
     vectors = dict(zip(distinct, embedded))
     return torch.stack([vectors[span] for span in spans]).float()
-
-
-def stable_hash(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def default_cache_dir() -> Path:
-    if os.environ.get("PDMER_CACHE"):
-        return Path(os.environ["PDMER_CACHE"])
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("pdmer")) / "features"
 
 
 class FeatureCache:

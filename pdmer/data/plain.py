@@ -27,36 +27,95 @@ import numpy as np
 
 from pdmer.data.curves import SCALES, STEP_SECONDS, Curve, CurveSet, Song, to_unit_scale, warn
 from pdmer.errors import InputError
+from pdmer.fileio import atomic_path
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 COLUMNS = ("time_s", "valence", "arousal")
+DELIMITERS = (",", ";", "\t")  # ';' is what spreadsheets save where the decimal mark is a comma
 LONG_COLUMNS = ("song", "listener", *COLUMNS)
 
 
-def read_rows(path: Path, columns: tuple[str, ...], *, lenient_text: bool = False) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) pairs of a CSV that must have ``columns`` (extra columns are ignored). ``lenient_text``:
-    bytes that are not UTF-8 (e.g. titles in a legacy encoding) become U+FFFD with one warning instead of an error."""
+def read_rows(
+    path: Path, columns: tuple[str, ...], *, numbers: tuple[str, ...] = (), lenient_text: bool = False
+) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs of a CSV that must have ``columns`` (extra columns are ignored), read as spreadsheets
+    save it: with or without a UTF-8 byte-order mark, CRLF or LF line ends, blank lines and spaces around cells,
+    cells separated by commas, semicolons or tabs (detected from the header). ``numbers``: columns read as numbers;
+    where the delimiter is not a comma they may hold a decimal comma, and a row with more cells than the header is
+    refused (its numbers would be shifted). ``lenient_text``: bytes that are not UTF-8 (e.g. titles in a legacy
+    encoding) become U+FFFD with one warning instead of an error. Cells come back stripped."""
+    text = read_text(path, lenient_text=lenient_text)
+    first = next(((at, line) for at, line in enumerate(text.splitlines(), 1) if line.strip()), None)
+    if first is None:
+        raise InputError(f"{path} is empty; it must start with the header {','.join(columns)}")
+    delimiter = detect_delimiter(first[1], columns)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        rows = [(reader.line_num, [cell.strip() for cell in cells]) for cells in reader]
+    except csv.Error as error:
+        raise InputError(f"cannot read {path}: {error}") from None
+    rows = [(at, cells) for at, cells in rows if any(cells)]
+    header = rows[0][1] if rows else []  # a file of delimiters alone has none
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; it must start with the header "
+                         f"{','.join(columns)} (cells separated by ',' or ';'). Found: line {first[0]} "
+                         f"{shorten(first[1])}, delimiter {delimiter!r} detected, columns {shorten(header)}")
+    return [(at, as_row(cells, header, numbers, delimiter, f"{path}:{at}")) for at, cells in rows[1:]]
+
+
+def read_text(path: Path, *, lenient_text: bool = False) -> str:
+    """A text file's contents, a UTF-8 byte-order mark (Excel's "CSV UTF-8") dropped."""
     try:
         raw = path.read_bytes()
     except OSError as error:
         raise InputError(f"cannot read {path}: {error}") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode Text": every other byte is a zero
+        raise InputError(f"{path} is UTF-16 text; save it as \"CSV UTF-8\" (or plain CSV) instead")
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         if not lenient_text:
-            raise InputError(f"cannot read {path}: {error}") from None
-        warn(f"{path} is not UTF-8: its undecodable characters are replaced")
-        text = raw.decode("utf-8-sig", errors="replace")
-    reader = csv.DictReader(io.StringIO(text, newline=""), skipinitialspace=True)
-    header = [name.strip() for name in (reader.fieldnames or [])]
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(columns)}")
-    reader.fieldnames = header
-    try:
-        return [(reader.line_num, row) for row in reader if any((v or "").strip() for v in row.values())]
-    except csv.Error as error:
-        raise InputError(f"cannot read {path}: {error}") from None
+            raise InputError(f"cannot read {path}: it is not UTF-8 text ({error}); save it as \"CSV UTF-8\"") from None
+    warn(f"{path} is not UTF-8: its undecodable characters are replaced")
+    return raw.decode("utf-8-sig", errors="replace")
+
+
+def detect_delimiter(header: str, columns: tuple[str, ...]) -> str:
+    """The delimiter that splits ``header`` into the most of ``columns``; on a tie the one giving the most cells,
+    then the comma (``max`` keeps the first best)."""
+
+    def fit(delimiter: str) -> tuple[int, int]:
+        cells = [cell.strip() for cell in next(csv.reader([header], delimiter=delimiter), [])]
+        return sum(c in cells for c in columns), len(cells)
+
+    return max(DELIMITERS, key=fit)
+
+
+def shorten(value: object, limit: int = 80) -> str:
+    """``value`` as repr shows it (tabs, stray characters and all), cut to ``limit`` characters: a binary file or a
+    whole song on one line makes a short message still."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def as_row(cells: list[str], header: list[str], numbers: tuple[str, ...], delimiter: str, where: str) -> dict:
+    """One row as {column: cell}, like csv.DictReader's (a missing cell is None); decimal commas made points where
+    the delimiter is not a comma, since there a comma in a number can only be the decimal mark."""
+    if numbers and len(cells) > len(header):
+        hint = "; a decimal comma (0,5) needs ';' between cells" if delimiter == "," else ""
+        raise InputError(f"{where}: {len(cells)} cells where the header has {len(header)} "
+                         f"(delimiter {delimiter!r}){hint}")
+    row = dict(zip(header, cells))
+    row.update({column: None for column in header[len(cells):]})
+    if delimiter != ",":
+        for column in numbers:
+            row[column] = decimal_point(row.get(column))
+    return row
+
+
+def decimal_point(text: str | None) -> str | None:
+    return text.replace(",", ".") if text and text.count(",") == 1 and "." not in text else text
 
 
 def number(row: dict[str, str], column: str, where: str) -> float:
@@ -68,6 +127,14 @@ def number(row: dict[str, str], column: str, where: str) -> float:
     if not np.isfinite(value):
         raise InputError(f"{where}: {column} is {text!r}; every cell must be a finite number (fill or drop the row)")
     return value
+
+
+def read_points(path: str | Path) -> list[tuple[int, float, float, float]]:
+    """(line, time_s, valence, arousal) per row of a curve CSV: the one reader of the format, for datasets' per-song
+    files, profiles' curves and ``pdmer predict --truth``, so that all accept what spreadsheets save."""
+    path = Path(path)
+    return [(line, *(number(row, column, f"{path}:{line}") for column in COLUMNS))
+            for line, row in read_rows(path, COLUMNS, numbers=COLUMNS)]
 
 
 def curve_from_points(
@@ -157,7 +224,7 @@ def load_plain(root: str | Path, *, scale: str | None = None, require_audio: boo
         raise InputError(f"{root}: no annotations.csv and no annotations/<listener>/<song>.csv files")
     if long_file.is_file():
         seen: dict[tuple[str, str, float], int] = {}
-        for line, row in read_rows(long_file, LONG_COLUMNS):
+        for line, row in read_rows(long_file, LONG_COLUMNS, numbers=COLUMNS):
             where = f"{long_file}:{line}"
             song, listener = row["song"].strip(), row["listener"].strip()
             if not song or not listener:
@@ -177,11 +244,7 @@ def load_plain(root: str | Path, *, scale: str | None = None, require_audio: boo
             key = (path.stem, path.parent.name)
             if key in points:
                 raise InputError(f"{path}: song {key[0]}, listener {key[1]} is also in {long_file}; keep one")
-            points[key] = [
-                (line, number(row, "time_s", f"{path}:{line}"), number(row, "valence", f"{path}:{line}"),
-                 number(row, "arousal", f"{path}:{line}"))
-                for line, row in read_rows(path, COLUMNS)
-            ]
+            points[key] = read_points(path)
             sources[key] = str(path)
     if not points:
         raise InputError(f"{root}: the annotations hold no curves")
@@ -207,13 +270,19 @@ def load_plain(root: str | Path, *, scale: str | None = None, require_audio: boo
     return dataset
 
 
-def write_curve_csv(path: str | Path, curve: Curve) -> None:
-    """One curve as the plain format's per-song CSV (``time_s,valence,arousal``), which profiles read too."""
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(COLUMNS)
-        for time, (valence, arousal) in zip(curve.times, curve.va):
-            writer.writerow([f"{time:.1f}", f"{valence:.6f}", f"{arousal:.6f}"])
+def curve_csv(times: np.ndarray, va: np.ndarray) -> str:
+    """The text of a curve CSV, the format :func:`read_points` reads: the header ``time_s,valence,arousal``, then one
+    row per step, times to the millisecond and values to 6 decimals ("nan" for a step without one), LF line ends."""
+    lines = [",".join(COLUMNS)]
+    lines += [f"{float(t):.3f},{float(v):.6f},{float(a):.6f}" for t, (v, a) in zip(times, va)]
+    return "\n".join(lines) + "\n"
+
+
+def write_curve_csv(path: str | Path, times: np.ndarray, va: np.ndarray) -> None:
+    """Write a curve CSV (:func:`curve_csv`), atomically: the one writer of the format, for datasets' per-song files
+    and ``pdmer predict --csv``."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(curve_csv(times, va), encoding="utf-8")
 
 
 def write_plain(
@@ -248,7 +317,7 @@ def write_plain(
         for curve in curves:
             folder = staging / "annotations" / curve.listener
             folder.mkdir(parents=True, exist_ok=True)
-            write_curve_csv(folder / f"{curve.song}.csv", curve)
+            write_curve_csv(folder / f"{curve.song}.csv", curve.times, curve.va)
         manifest = {"name": name, "scale": "[-1,1]", "audio_dir": "audio", "splits": splits or {}, **(extra or {})}
         (staging / "dataset.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if root.exists():

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pdmer.data.cache import default_cache_dir, stable_hash
 from pdmer.data.curves import CurveSet, warn
 from pdmer.errors import InputError
 from pdmer.fileio import atomic_path, file_sha256
@@ -72,8 +73,6 @@ class MidiRenderer:
 
     def __init__(self, *, soundfont: str | Path | None = None, root: str | Path | None = None,
                  sample_rate: int = SAMPLE_RATE):
-        from pdmer.data.features import default_cache_dir, stable_hash
-
         self.soundfont = find_soundfont(soundfont)
         self.sample_rate = sample_rate
         self.root = Path(root) if root is not None else default_cache_dir()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pdmer.cli import SCALES
+from pdmer.cli_common import SCALES, user_errors
 
 DEVICES = ("auto", "cpu", "cuda")  # pdmer.export.runtime.DEVICES
 
@@ -19,15 +19,15 @@ def export(checkpoint, output) -> None:
     """Export a model CHECKPOINT (.safetensors) after its global encoder as ONNX: inputs log-mel slices, past local
     features and per-step global vectors; output V-A per step; dynamic batch and time. The file is checked
     (onnx.checker, and onnxruntime against torch within 1e-4) before it is written, atomically."""
-    from pdmer.cli import user_errors
-
     user_errors(_export)(checkpoint, output)
 
 
 def _export(checkpoint, output) -> None:
     from pdmer.export.graph import export_onnx
+    from pdmer.fileio import check_output
     from pdmer.model.checkpoint import deployment_metadata, load_model
 
+    check_output(output, "--output")  # before the export and its checks, not after
     path = export_onnx(load_model(checkpoint), output, context=deployment_metadata(checkpoint))
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB), checked against torch")
 
@@ -67,8 +67,6 @@ def predict(audio, **options) -> None:
     stdout; with several --profile, only the plot is written. Several AUDIO files run in one process (the model
     loads once) into --out-dir: a file that fails is reported by name, the others still get their curves, and the
     exit code is 2 if any failed."""
-    from pdmer.cli import user_errors
-
     several = len(options["profile_names"]) > 1
     if several and (options["csv_path"] or options["as_json"] or options["out_dir"]):
         raise click.UsageError("--csv, --json and --out-dir write one curve per song: give one --profile (run "
@@ -115,8 +113,12 @@ def song_progress(audio):
 
 def _predict(audio, model_path, profile_names, out_dir, csv_path, as_json, plot_path, truth_path, truth_scale,
              device, imagebind, threads) -> None:
+    from pdmer.fileio import check_output
+
+    for option, path in (("--csv", csv_path), ("--plot", plot_path)):  # before minutes of prediction, not after
+        if path:
+            check_output(path, option)
     from pdmer.export.predict import predict_each
-    from pdmer.fileio import atomic_path
 
     truth = None
     if truth_path:  # read first: a bad curve fails before minutes of prediction
@@ -128,8 +130,9 @@ def _predict(audio, model_path, profile_names, out_dir, csv_path, as_json, plot_
     predictions, waveform, rate = predict_each(deployments, audio, progress=song_progress(audio))
     prediction = predictions[0]
     if csv_path:
-        with atomic_path(csv_path) as temporary:
-            temporary.write_text(prediction.to_csv())
+        from pdmer.data.plain import write_curve_csv
+
+        write_curve_csv(csv_path, prediction.times, prediction.va)
         click.echo(f"wrote {csv_path}: {len(prediction.times)} steps of 0.5 s", err=True)
     if plot_path:
         from pdmer.plot import plot_curves
@@ -146,12 +149,14 @@ def _predict(audio, model_path, profile_names, out_dir, csv_path, as_json, plot_
 def _predict_many(audio, model_path, profile_names, out_dir, csv_path, as_json, plot_path, truth_path,
                   truth_scale, device, imagebind, threads) -> None:
     """Each file's curve into ``out_dir``; a file that fails is named and skipped, and the others go on."""
+    from pdmer.data.plain import write_curve_csv
     from pdmer.errors import InputError, PdmerError
-    from pdmer.export.predict import predict_each
-    from pdmer.fileio import atomic_path
+    from pdmer.fileio import atomic_path, check_output
 
     suffix = ".json" if as_json else ".csv"
-    out_dir = Path(out_dir)
+    out_dir = check_output(out_dir, "--out-dir", folder=True)
+    from pdmer.export.predict import predict_each
+
     targets, writers = {}, {}  # song -> its output; output -> the song that writes it
     for path in audio:  # two songs that would write one file: refused before any work
         target = out_dir / (Path(path).stem + suffix)
@@ -175,8 +180,11 @@ def _predict_many(audio, model_path, profile_names, out_dir, csv_path, as_json, 
             named = str(error) if str(path) in str(error) else f"{path}: {error}"
             click.echo(f"{chr(10) if bar else ''}pdmer: error: {named}", err=True)
             continue
-        with atomic_path(targets[path]) as temporary:
-            temporary.write_text(prediction.to_json() + "\n" if as_json else prediction.to_csv())
+        if as_json:
+            with atomic_path(targets[path]) as temporary:
+                temporary.write_text(prediction.to_json() + "\n")
+        else:
+            write_curve_csv(targets[path], prediction.times, prediction.va)
         if bar is None:
             click.echo(f"wrote {targets[path]}: {len(prediction.times)} steps of 0.5 s", err=True)
     if bar is not None:

@@ -31,14 +31,12 @@ from torch import nn
 
 from pdmer import __version__
 from pdmer.errors import PdmerError
+from pdmer.export.runtime import FORMAT, INPUTS, OUTPUTS, OnnxModel
 from pdmer.fileio import atomic_path
 from pdmer.model.adapt import Weights
 from pdmer.model.checkpoint import weights_hash
 
-FORMAT = "pdmer.onnx/1"
 OPSET = 17  # LayerNormalization is a single op from 17 on; onnxruntime >= 1.14 runs it
-INPUTS = ("mel", "past_local", "global")
-OUTPUTS = ("va", "local")
 VA_ORDER = "valence,arousal"
 TOLERANCE = 1e-4  # max |onnxruntime - torch| accepted by the check after export (issue 6)
 CHECK_SHAPES = ((1, 1), (1, 7), (2, 60))  # (B, T) of the check after export: T < n_g, odd T, a training window
@@ -139,8 +137,6 @@ def to_onnx(model: nn.Module, *, weights: Weights | None = None, context: dict[s
 
 def compare_with_torch(model: nn.Module, data: bytes, shapes=CHECK_SHAPES, tolerance: float = TOLERANCE) -> float:
     """Max |onnxruntime - torch| over ``shapes``; raises ExportError above ``tolerance``."""
-    from pdmer.export.runtime import OnnxModel
-
     runtime = OnnxModel(data, device="cpu")
     worst = 0.0
     for batch, steps in shapes:

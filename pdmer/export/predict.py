@@ -10,7 +10,6 @@ what the live stream sees). Each step's value is the newest row of the model on 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +17,11 @@ import numpy as np
 
 from pdmer.audio import SILENCE_DB, first_sound, silent_slices
 from pdmer.data.curves import STEP_SECONDS
+from pdmer.data.plain import curve_csv
 from pdmer.errors import InputError
 from pdmer.export.runtime import OnnxModel
+from pdmer.export.song import MIN_SECONDS, Progress, read_song, waveform_features
 from pdmer.model.inference import SlidingWindows, newest_rows
-
-Progress = Callable[[int, int], None]  # (done, total)
-MIN_SECONDS = STEP_SECONDS  # one whole 0.5 s slice: the model's smallest input
 
 
 @dataclass
@@ -89,27 +87,6 @@ def load_profile(name: str):
     return load(name)
 
 
-def read_song(audio: str | Path):
-    """(mono samples, rate) of an audio file at least MIN_SECONDS long."""
-    from pdmer.audio import load_audio
-
-    waveform, rate = load_audio(audio)
-    seconds = len(waveform) / rate
-    if seconds < MIN_SECONDS:
-        raise InputError(f"{audio} is {seconds:.2f} s long; pdmer needs at least {MIN_SECONDS} s of audio "
-                         "(one 0.5 s step)")
-    return waveform, rate
-
-
-def waveform_features(encoder, windows, waveform, rate: int, *, progress: Progress | None = None):
-    """(log-mel [T, F, M], global [T, G]) of mono samples."""
-    from pdmer.data.features import global_vectors
-    from pdmer.model.preprocess import LogMelSlicer, MelConfig
-
-    mel = LogMelSlicer(MelConfig()).each_slice(waveform, rate)  # resampled per slice, as the stream does
-    return mel, global_vectors(encoder, windows, waveform, rate, len(mel), progress)
-
-
 def predict_onnx(onnx: OnnxModel, mel, global_feat, *, windows: SlidingWindows = SlidingWindows(),
                  silent=None) -> np.ndarray:
     """V-A [T, 2] for one song's log-mel [T, F, M] and per-step global vectors [T, G]: each step the newest row of
@@ -147,9 +124,7 @@ class SongPrediction:
                            "columns": ["time_s", "valence", "arousal"], "rows": self.rows()})
 
     def to_csv(self) -> str:
-        lines = ["time_s,valence,arousal"]
-        lines += [f"{t:.3f},{v:.6f},{a:.6f}" for t, v, a in self.rows()]
-        return "\n".join(lines) + "\n"
+        return curve_csv(self.times, self.va)  # the format's one writer: what pdmer predict --csv writes
 
 
 def predict_file(deployed: Deployed, audio: str | Path, *, progress: Progress | None = None):

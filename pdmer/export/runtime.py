@@ -14,9 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from pdmer.errors import CheckpointError, InputError
-from pdmer.export.graph import FORMAT, INPUTS, OUTPUTS
 from pdmer.sessions import session_options
 
+# The exported file's interface, which pdmer.export.graph writes and this module checks and feeds. It lives here,
+# below the exporter (which imports this module to check its output), so that the two never import each other.
+FORMAT = "pdmer.onnx/1"
+INPUTS = ("mel", "past_local", "global")
+OUTPUTS = ("va", "local")
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"

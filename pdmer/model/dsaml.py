@@ -6,24 +6,15 @@ code uses (arousal, valence), which ``pdmer.model.authors`` converts when loadin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from pdmer.errors import InputError
 from pdmer.model.adapter import SliceAdapter
 from pdmer.model.config import ModelConfig
+from pdmer.model.loss import dsaml_loss
+from pdmer.model.output import DSAMLOutput
 from pdmer.model.transformer import SharedEncoder, band_mask
-
-
-@dataclass
-class DSAMLOutput:
-    va: torch.Tensor  # (B, T, 2) as (valence, arousal)
-    attn_local: torch.Tensor | None  # (B, T, T): last layer of the local pass, mean over heads
-    attn_global: torch.Tensor | None  # (B, T, T): last layer of the global pass, mean over heads
-    layer_maps_local: list[torch.Tensor] | None = None  # per layer (B, H, T, T), when asked for
-    layer_maps_global: list[torch.Tensor] | None = None
 
 
 class Fusion(nn.Module):
@@ -176,8 +167,6 @@ class DSAML(nn.Module):
 
     def loss(self, output: DSAMLOutput, target_va: torch.Tensor):
         """The training loss of ``output`` against (B, T, 2) targets (:func:`pdmer.model.loss.dsaml_loss`)."""
-        from pdmer.model.loss import dsaml_loss  # loss.py imports DSAMLOutput from here
-
         return dsaml_loss(output, target_va, self.config)
 
 

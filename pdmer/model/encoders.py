@@ -24,6 +24,7 @@ from pdmer.errors import InputError
 from pdmer.fileio import file_sha256
 from pdmer.model import descriptors, musicnn
 from pdmer.model.config import ModelConfig
+from pdmer.model.patches import PatchCache, check_window
 from pdmer.model.preprocess import Resampler, to_mono_tensor
 
 ENCODER_NAMES = ("musicnn", "imagebind", "descriptors")
@@ -57,13 +58,6 @@ def cut_window(waveform, sample_rate: int, window: tuple[float, float] | None) -
         return wave
     start, end = check_window(window, wave.numel() / sample_rate)
     return wave[round(start * sample_rate) : round(end * sample_rate)]
-
-
-def check_window(window: tuple[float, float], duration: float) -> tuple[float, float]:
-    start, end = window
-    if not 0 <= start < end <= duration + 1e-9:
-        raise InputError(f"window=({start}, {end}) s must satisfy 0 <= start < end <= {duration:.3f} (the audio's length)")
-    return start, end
 
 
 PATCHINGS = ("grid", "spread")
@@ -174,8 +168,6 @@ class MusicnnEncoder:
         """[W, dim] for several windows of one waveform: on "grid", each patch they share is encoded once."""
         if not self.patched:
             return embed_each(self, waveform, sample_rate, windows, progress)
-        from pdmer.model.patches import PatchCache
-
         return PatchCache(self).windows(waveform, sample_rate, windows, progress=progress)
 
     @property

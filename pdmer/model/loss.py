@@ -12,7 +12,7 @@ import torch
 
 from pdmer.metrics import va_scores
 from pdmer.model.config import ModelConfig
-from pdmer.model.dsaml import DSAMLOutput
+from pdmer.model.output import DSAMLOutput
 
 
 @dataclass

@@ -22,6 +22,15 @@ from pdmer.errors import InputError
 PATCH_SECONDS = 3.0  # musicnn's training patches (187 frames at 16 kHz, hop 256)
 
 
+def check_window(window: tuple[float, float], duration: float) -> tuple[float, float]:
+    """``window`` = (start, end) seconds, checked against the audio's length. Here, not in pdmer.model.encoders (which
+    builds a PatchCache), so that the cache's module does not import the encoders' back."""
+    start, end = window
+    if not 0 <= start < end <= duration + 1e-9:
+        raise InputError(f"window=({start}, {end}) s must satisfy 0 <= start < end <= {duration:.3f} (the audio's length)")
+    return start, end
+
+
 def grid_spans(start: float, end: float) -> list[tuple[float, float]]:
     """(start, end) seconds of the patches summarising the window [start, end], newest first."""
     if end <= start:
@@ -45,7 +54,6 @@ class PatchCache:
     def windows(self, waveform, rate: int, windows: list, *, offset: float = 0.0, progress=None) -> torch.Tensor:
         """``waveform`` holds the samples from ``offset`` seconds of the file or stream on; ``windows`` are
         (start, end) seconds within it (None: all of it)."""
-        from pdmer.model.encoders import check_window
         from pdmer.model.preprocess import to_mono_tensor
 
         if self.rate not in (None, rate):

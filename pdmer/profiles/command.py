@@ -7,13 +7,11 @@ import sys
 
 import click
 
-from pdmer.cli import SCALES
+from pdmer.cli_common import SCALES, user_errors
 from pdmer.train.config import PARAMS
 
 
 def errors(function):
-    from pdmer.cli import user_errors
-
     return user_errors(function)
 
 
@@ -55,7 +53,7 @@ def _create(name, audio, curve, base, scale, steps, lr, params, force) -> None:
 
         base = default_checkpoint()
     made = create_profile(name, audio, curve, base=base, steps=steps, lr=lr, params=params, scale=scale, force=force)
-    click.echo(f"profile {name!r} created in {made.folder}")
+    click.echo(f"profile {name!r} created")  # by name: where the store keeps it is no concern of the user
     print_fit(made.info)
 
 
@@ -89,20 +87,48 @@ def _list(as_json) -> None:
 
 @profile.command("show")
 @click.argument("name")
-def show(name) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print its profile.json (all the metadata) as JSON.")
+def show(name, as_json) -> None:
     """A profile's metadata and its fit on the support song before and after adaptation."""
-    errors(_show)(name)
+    errors(_show)(name, as_json)
 
 
-def _show(name) -> None:
+def _show(name, as_json) -> None:
     from pdmer.profiles.profile import load
 
     item = load(name)
-    if item.folder is None:
+    if as_json:
+        click.echo(json.dumps(item.info, indent=1))
+    elif item.folder is None:
         click.echo("default: the base model itself, unadapted")
-        return
-    click.echo(json.dumps({k: v for k, v in item.info.items() if k != "fit"}, indent=1))
-    print_fit(item.info)
+    else:
+        for label, value in describe(item.info):
+            click.echo(f"{label:<11} {value}")
+        print_fit(item.info)
+
+
+ADAPTED = {"all": "every parameter", "head": "all but the front end", "output": "the last layer",
+           "bias": "the last layer's bias (an offset)"}
+
+
+def describe(info: dict) -> list[tuple[str, str]]:
+    """``show``'s lines; '?' for what a profile.json lacks, so that a profile from another version still shows."""
+    base, adaptation = info.get("base", {}), info.get("adaptation", {})
+    support, curve = info.get("support", {}), info.get("curve", {})
+    params = adaptation.get("params", "?")
+    return [
+        ("name", info.get("name", "?")),
+        ("created", info.get("created", "?")),
+        ("base model", f"{base.get('source', '?')} ({base.get('architecture', '?')} {base.get('preset', '?')}, "
+                       f"weights {str(base.get('weights_sha256', '?'))[:12]})"),
+        ("song", f"{support.get('audio', '?')} ({support.get('seconds', '?')} s, "
+                 f"{support.get('steps', '?')} labelled steps)"),
+        ("curve", f"{curve.get('file', '?')} ({curve.get('points', '?')} points, scale {curve.get('scale', '?')})"),
+        ("adapted", f"{params}: {ADAPTED[params]}" if params in ADAPTED else params),
+        ("steps / lr", f"{adaptation.get('steps', '?')} / {adaptation.get('lr', '?')}"),
+        ("weights", str(info.get("weights_sha256", "?"))[:12]),
+        ("pdmer", info.get("pdmer_version", "?")),
+    ]
 
 
 @profile.command("delete")
@@ -128,8 +154,10 @@ def export(name, output) -> None:
 
 
 def _export(name, output) -> None:
+    from pdmer.fileio import check_output
     from pdmer.profiles.profile import export_profile
 
+    check_output(output, "--output", folder=True)
     click.echo(f"exported {name!r} to {export_profile(name, output)}")
 
 

@@ -62,7 +62,7 @@ def create(name: str, audio: str | Path, curve: str | Path, *, base: str | Path,
 
     from pdmer.data.features import recorded_inputs
     from pdmer.export.graph import export_onnx
-    from pdmer.export.predict import read_song, waveform_features
+    from pdmer.export.song import read_song, waveform_features
     from pdmer.fileio import file_sha256
     from pdmer.model.adapt import AdaptConfig, adapt
     from pdmer.model.checkpoint import deployment_metadata, load_model, save_model, weights_hash
@@ -131,9 +131,10 @@ def load(name: str, *, root: Path | None = None) -> Profile:
     folder = store.profile_dir(name, root)
     if folder is None:
         raise store.unknown(name, root)
-    info = store.read_info(folder)
+    info = store.read_info(folder, name)
     if info.get("format") != FORMAT or info.get("name") != name:
-        raise ProfileError(f"{folder} does not hold profile {name!r} in format {FORMAT}; recreate it")
+        raise ProfileError(f"profile {name!r} is not stored in format {FORMAT}; recreate it with pdmer profile "
+                           f"create {name} --force, or delete it")
     return Profile(name, info, folder)
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from pdmer.cli_common import user_errors
+
 # pdmer.train.config's choices, repeated so that `pdmer --help` stays free of imports; tests keep them equal.
 FLAG_SETTINGS = {
     "mode": click.Choice(["dmer", "pdmer"]),
@@ -70,8 +72,6 @@ def train(config_path, out, resume, print_config, **flags) -> None:
     (pdmer train --print-config shows them all). The run folder gets config.toml, model.safetensors (for pdmer eval),
     best.safetensors (best validation score), state.pt (for --resume) and log.jsonl. Several processes:
     torchrun --nproc-per-node N -m pdmer train ... shares each meta-batch's tasks among them."""
-    from pdmer.cli import user_errors
-
     user_errors(_train)(config_path, out, resume, print_config, flags)
 
 
@@ -99,8 +99,10 @@ def _train(config_path, out, resume, print_config, flags) -> None:
     if not out:
         raise click.UsageError("give --out FOLDER for a new run (or --resume FOLDER)")
 
+    from pdmer.fileio import check_output
     from pdmer.train.run import Run
 
+    check_output(out, "--resume" if resume else "--out", folder=True)
     say = lambda text: click.echo(f"\r\033[K{text}", nl=False, err=True) if sys.stderr.isatty() else None  # noqa: E731
     run = Run(config, Path(out), resume=bool(resume), report=say)
     if run.group.main and sys.stderr.isatty():

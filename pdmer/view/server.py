@@ -19,6 +19,7 @@ import errno
 import json
 import math
 import queue
+import socket
 import threading
 from collections import deque
 from importlib import resources
@@ -40,6 +41,18 @@ def parse_view_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port_text)
 
 
+def bind_view(address: str) -> socket.socket:
+    """The view's listening socket. pdmer-stream binds it first, so that a busy port is reported at once, not after
+    the model has loaded."""
+    host, port = parse_view_address(address)
+    try:
+        return socket.create_server((host, port))  # as websockets' serve() would
+    except OSError as error:
+        hint = ("the port is in use (another pdmer-stream --view?); pick another, e.g. "
+                f"--view {host}:{port + 1}" if error.errno == errno.EADDRINUSE else error.strerror)
+        raise InputError(f"--view {address}: cannot serve the live view: {hint}") from None
+
+
 def _finite(value: float) -> float | None:
     return round(value, 5) if math.isfinite(value) else None  # JSON has no NaN
 
@@ -47,7 +60,9 @@ def _finite(value: float) -> float | None:
 class LiveView:
     """Serves the page at ``url`` until ``close()``; ``point``, ``hop`` and ``status`` publish to every open page."""
 
-    def __init__(self, address: str, *, profile: str, model: str, source: str, osc: list[str]):
+    def __init__(self, address: str, *, profile: str, model: str, source: str, osc: list[str],
+                 sock: socket.socket | None = None):
+        """``sock``: the socket from ``bind_view(address)``, when the caller bound it early; else it is bound here."""
         from websockets.sync.server import serve
 
         host, port = parse_view_address(address)
@@ -58,13 +73,8 @@ class LiveView:
         self.lock = threading.Lock()  # clients, points, hops: the loop, the server and the sender all touch them
         self.outbox: queue.Queue = queue.Queue(maxsize=2000)
         self.dropped = 0
-        try:
-            self.server = serve(self._connection, host, port, process_request=self._http, compression=None,
-                                server_header="pdmer")
-        except OSError as error:
-            hint = ("the port is in use (another pdmer-stream --view?); pick another, e.g. "
-                    f"--view {host}:{port + 1}" if error.errno == errno.EADDRINUSE else error.strerror)
-            raise InputError(f"--view {address}: cannot serve the live view: {hint}") from None
+        self.server = serve(self._connection, sock=sock or bind_view(address), process_request=self._http,
+                            compression=None, server_header="pdmer")
         self.port = self.server.socket.getsockname()[1]  # the port bound (0 asks the system for a free one)
         self.url = f"http://{host if ':' not in host else f'[{host}]'}:{self.port}/"
         self.threads = [threading.Thread(target=self.server.serve_forever, name="pdmer-view", daemon=True),
