@@ -34,7 +34,7 @@ def main() -> None:
         print(f"{time_s:8.2f} s  valence {valence:+.4f}  arousal {arousal:+.4f}", flush=True)
 
     def on_status(address: str, state: str, time_s: float, overruns: int) -> None:
-        if state != "running":  # "silence" or "stopped": worth a line; "running" comes every second
+        if state != "running":  # "silence", "no input" or "stopped": worth a line; "running" comes every second
             print(f"{time_s:8.2f} s  status {state}", flush=True)
         if state == "stopped":
             stopped.append(time_s)

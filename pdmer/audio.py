@@ -17,12 +17,38 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if not path.is_file():
         raise InputError(f"audio file {path} does not exist")
     try:
+        with open(path, "rb") as handle:  # what libsndfile would only call "not recognised", said plainly
+            header = handle.read(4096)
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror}") from None
+    if not header:
+        raise InputError(f"cannot decode {path}: the file is empty; give an audio file (wav, flac, ogg, mp3)")
+    if looks_like_text(header, minimum=1):
+        raise InputError(f"cannot decode {path}: it is text, not decodable audio; give a wav, flac, ogg or mp3 "
+                         "file (the audio itself, not a playlist or a page about it)")
+    try:
         samples, sample_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise InputError(f"cannot decode {path}: {error} (supported: wav, flac, ogg, mp3)") from None
+        raise InputError(undecodable(path, error)) from None
     if samples.shape[0] == 0:
         raise InputError(f"audio file {path} holds no samples")
     return samples.mean(axis=1), sample_rate
+
+
+def looks_like_text(header: bytes, *, minimum: int = 16) -> bool:
+    """Printable ASCII only (tabs and newlines aside), at least ``minimum`` bytes: no audio file starts that way, and
+    no recorded sound stays within those bytes for long."""
+    return len(header) >= minimum and all(32 <= byte < 127 or byte in b"\t\n\r" for byte in header)
+
+
+def undecodable(path: Path, error: Exception) -> str:
+    """Why ``path`` cannot be read, and the fix. libsndfile says "File does not exist or is not a regular file" of
+    any file it cannot recognise (a text file named .mp3): the file exists, so that part is left out."""
+    detail = str(error).split(": ", 1)[-1].strip()  # without libsndfile's "Error opening 'PATH'" (the path is named)
+    misleading = "does not exist or is not a regular file" in detail
+    reason = "libsndfile does not recognise its contents" if misleading else detail.rstrip(".")
+    return (f"cannot decode {path}: it is not decodable audio ({reason}); give a wav, flac, ogg or mp3 file, or "
+            f"convert it first (e.g. ffmpeg -i {path} {path.stem}-converted.wav)")
 
 
 SILENCE_DB = -60.0  # a 0.5 s slice whose RMS is below this (dBFS) is silence: the stream does not feed it

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -102,7 +104,7 @@ def stream(setup, *args):
 
 def test_stream_a_file_fast_to_oscdump(setup, oscdump, tmp_path):  # noqa: F811
     port, read = oscdump
-    stats = tmp_path / "stats.json"
+    stats = tmp_path / "runs" / "stats.json"  # a folder that does not exist yet: it is made
     result = stream(setup, "--source", setup["gap"], "--fast", "--osc", f"127.0.0.1:{port}", "--stats-json", stats)
     assert result.returncode == 0, result.stderr
     from pdmer.audio import load_audio
@@ -128,10 +130,27 @@ def test_stream_a_file_fast_to_oscdump(setup, oscdump, tmp_path):  # noqa: F811
 def test_stream_refuses_bad_targets_and_profiles(setup, tmp_path):
     bad_host = stream(setup, "--source", setup["music"], "--fast", "--osc", "no-such-host.invalid:9000")
     assert bad_host.returncode == 2 and "cannot resolve host" in bad_host.stderr
+    assert bad_host.stderr.startswith("pdmer-stream: error: ")  # the program the user ran, not "pdmer:"
     unknown = subprocess.run([sys.executable, "-m", "pdmer.streamer", "--model", str(setup["model"]), "--profile",
                               "nobody", "--source", str(setup["music"]), "--fast"], capture_output=True, text=True,
                              timeout=300, env={**__import__("os").environ, "PDMER_HOME": str(tmp_path)})
     assert unknown.returncode == 2 and "known profiles: default" in unknown.stderr
+
+
+def test_an_unwritable_stats_path_is_refused_before_the_stream(tmp_path):
+    """--stats-json is written at exit: a path it cannot take is said at once, in one line, not after the whole
+    source. The model and the source are bad too: its error can only come first if it is checked first."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for path, fix in ((tmp_path / "a-file" / "s.json", f"{blocker} is a file, not a folder"),
+                      ("/proc/s.json", "cannot create files in /proc")):
+        result = subprocess.run([sys.executable, "-m", "pdmer.streamer", "--model", str(tmp_path / "none.onnx"),
+                                 "--source", str(blocker), "--fast", "--stats-json", str(path)],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines() == [result.stderr.strip()]  # one line, no traceback
+        assert result.stderr.startswith(f"pdmer-stream: error: --stats-json {path}: {fix}")
+        assert sorted(tmp_path.iterdir()) == [blocker] and not os.path.exists(path)
 
 
 def test_raw_pcm_on_stdin_streams_like_the_file(setup, oscdump):  # noqa: F811
@@ -362,3 +381,132 @@ def test_predict_and_the_stream_send_the_same_values(setup, oscdump, tmp_path, w
     offset = curve[0, 0]
     assert np.abs(frames[:, 0] + offset - sounding[:, 0]).max() < 2e-3
     assert np.abs(frames[:, 1:] - np.clip(sounding[:, 1:], -1, 1)).max() <= 1e-3
+
+
+def stream_stdin(setup, data: bytes, *args):
+    return subprocess.run([sys.executable, "-m", "pdmer.streamer", "--model", str(setup["model"]), "--source", "-",
+                           *map(str, args)], input=data, capture_output=True, timeout=300)
+
+
+def m4a_header() -> bytes:
+    """The first box of an .m4a file (ISO base media: size, "ftyp", brand "M4A ", compatible brands)."""
+    body = b"ftyp" + b"M4A " + (0x200).to_bytes(4, "big") + b"M4A mp42isom\x00\x00\x00\x00"
+    return len(body).to_bytes(4, "big") + body + bytes(4000)
+
+
+@pytest.mark.parametrize("kind", ["MP3", "FLAC", "Ogg", "WAV", "MP4/M4A"])
+def test_compressed_audio_on_stdin_is_refused_by_its_magic_bytes(setup, kind, tmp_path):
+    """A file piped into --source - would stream as loud noise read as raw PCM: it is named and refused instead.
+    The MP3 is libsndfile's own encoding, which starts on a bare MPEG frame sync (no ID3 tag)."""
+    import io
+
+    if kind == "MP4/M4A":
+        data = m4a_header()
+    else:
+        buffer = io.BytesIO()
+        soundfile.write(buffer, song(2.0), RATE, format={"Ogg": "OGG"}.get(kind, kind))
+        data = buffer.getvalue()
+    stats = tmp_path / "stats.json"
+    result = stream_stdin(setup, data, "--osc", f"127.0.0.1:{free_udp_port()}", "--stats-json", stats)
+    errors = result.stderr.decode()
+    assert result.returncode == 2, errors
+    assert f"pdmer-stream: error: standard input holds {kind} data, not raw PCM: use --source FILE" in errors
+    assert "Traceback" not in errors and json.loads(stats.read_text())["frames_sent"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json"]  # no temporary file left behind
+
+
+def test_raw_pcm_that_starts_like_a_frame_sync_is_not_taken_for_mp3(setup, oscdump):  # noqa: F811
+    """Two s16le samples of -1 and -1264 are the bytes of an MPEG frame header; one such pair is not MP3."""
+    port, read = oscdump
+    wave = (song(3.0) * 32767).astype("<i2")
+    wave[:2] = [-1, -1264]  # ff ff 10 fb: a valid MPEG-1 layer I header, but no second frame where it says
+    result = stream_stdin(setup, wave.tobytes(), "--rate", RATE, "--osc", f"127.0.0.1:{port}")
+    assert result.returncode == 0, result.stderr.decode()
+    assert len([1 for path, _, _ in read(4 * MESSAGES_PER_FRAME) if path == "/pdmer/frame"]) >= 4
+
+
+def nan_pcm() -> bytes:
+    wave = song(2.0)
+    wave[:] = np.nan  # a float writer that failed: every sample NaN
+    return wave.astype("<f4").tobytes()
+
+
+@pytest.mark.parametrize("case, data, args, code, message", [
+    ("empty", b"", [], 1, "no frame sent: standard input was empty: pipe raw PCM into it"),
+    ("silence", bytes(4 * RATE), [], 1, "no frame sent: all 2.0 s of stdin (s16le, 1 ch) were silence (below -60 "
+                                        "dBFS): check that the input carries sound"),
+    ("too short", (song(0.3) * 32767).astype("<i2").tobytes(), [], 1,
+     "no frame sent: stdin (s16le, 1 ch) held 0.30 s of sound, less than the 0.5 s one frame needs"),
+    ("NaN", nan_pcm(), ["--format", "f32le"], 1, f"no frame sent: all {2 * RATE} samples of stdin (f32le, 1 ch) "
+                                                 "were NaN or infinite (streamed as silence): is it really f32le?"),
+    ("one byte", b"\x01", [], 1, "no frame sent: stdin (s16le, 1 ch) held no whole sample (1 byte)"),
+    ("text", b"#EXTM3U\nsong.mp3\nother song.mp3\n", [], 2, "error: standard input holds text, not raw PCM audio"),
+])
+def test_a_stream_that_sends_no_frame_says_why(setup, tmp_path, case, data, args, code, message):
+    """Nothing usable on standard input: one line names what the input held and what to do, the exit code says
+    it failed (1: the source ended with nothing to send; 2: refused), and the statistics are still written."""
+    stats = tmp_path / "stats.json"
+    result = stream_stdin(setup, data, "--rate", RATE, *args, "--osc", f"127.0.0.1:{free_udp_port()}",
+                          "--stats-json", stats)
+    errors = result.stderr.decode()
+    assert result.returncode == code, errors
+    assert f"pdmer-stream: {message}" in errors and "Traceback" not in errors, errors
+    report = json.loads(stats.read_text())
+    assert report["frames_sent"] == 0 and report["stopped_by"].startswith("end of source" if code == 1 else "error")
+    if code == 1:
+        assert report["nothing_sent"] in errors
+    if case == "NaN":  # said at once, not only at the end
+        assert "warning: stdin (f32le, 1 ch) holds NaN or infinite samples" in errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json"]
+
+
+def test_a_text_file_named_mp3_is_not_decodable_audio(setup, tmp_path):
+    """libsndfile calls such a file "does not exist or is not a regular file": the command says what it is."""
+    fake = tmp_path / "song.mp3"
+    fake.write_text("this is the lyrics page, saved with the wrong name\n")
+    noise = tmp_path / "noise.mp3"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    for path, reason in ((fake, "it is text, not decodable audio"), (noise, "it is not decodable audio")):
+        result = stream(setup, "--source", path, "--fast", "--osc", f"127.0.0.1:{free_udp_port()}")
+        assert result.returncode == 2, result.stderr
+        assert f"pdmer-stream: error: cannot decode {path}: {reason}" in result.stderr, result.stderr
+        assert "give a wav, flac, ogg or mp3 file" in result.stderr
+        assert "does not exist" not in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noise.mp3", "song.mp3"]
+
+
+@pytest.mark.slow
+def test_plain_status_lines_when_stderr_is_not_a_terminal(setup, tmp_path):
+    """A stream under a supervisor or in a log: a plain status line every few seconds (5 by default, or
+    --status-every), none with --quiet."""
+    tone = tmp_path / "tone.wav"
+    soundfile.write(str(tone), song(6.0), RATE)
+    line = re.compile(r"^pdmer-stream: (\d+\.\d) s streamed, (\d+) frames sent, (\d+) silent; now (V \S+ A \S+|silence)"
+                      r", hop \d+\.\d ms, overruns 0$", re.M)
+    port = free_udp_port()
+    default = stream(setup, "--source", tone, "--osc", f"127.0.0.1:{port}")  # real-time pace: 6 s
+    assert default.returncode == 0, default.stderr
+    lines = line.findall(default.stderr)
+    assert len(lines) == 1 and 4.0 <= float(lines[0][0]) <= 5.5 and int(lines[0][1]) >= 8, default.stderr
+    every = stream(setup, "--source", tone, "--status-every", "1", "--osc", f"127.0.0.1:{port}")
+    times = [float(t) for t, *_ in line.findall(every.stderr)]
+    assert every.returncode == 0 and 4 <= len(times) <= 6 and times == sorted(times), every.stderr
+    quiet = stream(setup, "--source", tone, "--fast", "--quiet", "--status-every", "0.01", "--osc", f"127.0.0.1:{port}")
+    assert quiet.returncode == 0 and not line.findall(quiet.stderr), quiet.stderr
+
+
+def test_an_id3_tagged_mp3_on_stdin_is_refused_and_pcm_that_ends_early_still_streams():
+    """An MP3 with an ID3 tag (what most players and taggers write) is refused by the tag alone; raw PCM shorter
+    than the bytes held back for the check still comes out whole at the end of input."""
+    import io
+
+    from pdmer.streamer.sources import StdinSource, container
+
+    tagged = b"ID3\x04\x00\x00\x00\x00\x00\x23" + bytes(35) + b"\xff\xfb\x90\xc4" + bytes(413)
+    with pytest.raises(InputError, match="standard input holds MP3 data, not raw PCM: use --source FILE"):
+        list(StdinSource(44100, stream=io.BytesIO(tagged)).chunks())
+    assert container(b"\xff\xfb\x90\xc4" + bytes(413) + b"\xff\xfb\x90\xc4") == "MP3"  # two frames, 417 bytes apart
+    assert container(b"\xff\xfb\x90\xc4" + bytes(500)) is None  # a lone frame sync: two PCM samples, maybe
+    short = (song(0.05) * 32767).astype("<i2")
+    got = np.concatenate(list(StdinSource(RATE, stream=io.BytesIO(short.tobytes())).chunks()))
+    np.testing.assert_array_equal(got, short / 32768.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,18 +26,18 @@ RATE = 44100
 @pytest.fixture
 def pulse(pulse_rig):
     """Environment of a private PulseAudio daemon with a null sink 'vmic' (its monitor: the default source)."""
-    return pulse_rig[0]
+    return pulse_rig.env
 
 
 @pytest.fixture
 def pulse_rig(tmp_path):
-    """(environment, daemon process) of a private PulseAudio daemon with a null sink 'vmic'."""
+    """A private PulseAudio daemon with a null sink 'vmic' (pdmer.streamer.pulse.Pulse: env, daemon, restart())."""
     from pdmer.streamer.pulse import APT_HINT, missing_tools, private_pulse
 
     if missing_tools():
         pytest.skip(f"{missing_tools()} missing: {APT_HINT} (./test.sh installs them when run as root)")
     with private_pulse(tmp_path / "pa", rate=RATE) as pulse:
-        yield pulse.env, pulse.daemon
+        yield pulse
 
 
 def start_stream(model, env, *args):
@@ -100,14 +101,15 @@ def test_music_into_the_device_reaches_oscdump_at_2_hz(setup, pulse, oscdump, tm
 
 
 @pytest.mark.slow
-def test_a_device_that_disappears_ends_the_stream_with_a_message(setup, pulse_rig, oscdump, tmp_path):  # noqa: F811
-    """The sound server dies under a running stream: pdmer-stream says so, keeps its statistics and exits 2 (it does
-    not reconnect: a supervisor such as systemd restarts it)."""
-    env, daemon = pulse_rig
+def test_with_exit_on_device_loss_a_device_that_disappears_ends_the_stream(setup, pulse_rig, oscdump,  # noqa: F811
+                                                                          tmp_path):
+    """--exit-on-device-loss: the sound server dies under a running stream: pdmer-stream says so, keeps its
+    statistics and exits 2 (for scripts whose supervisor, such as systemd, restarts it)."""
+    env, daemon = pulse_rig.env, pulse_rig.daemon
     port, read = oscdump
     stats = tmp_path / "stats.json"
     stream, log = start_stream(setup["model"], env, "--osc", f"127.0.0.1:{port}", "--stats-json", stats, "--quiet",
-                               "--no-start-at-sound")
+                               "--no-start-at-sound", "--exit-on-device-loss")
     music = shared_path("data", "music", "hr-savino-ocean.ogg")
     player = subprocess.Popen(["paplay", "--device=vmic", str(music)], env=env)
     deadline = time.monotonic() + 60
@@ -157,3 +159,98 @@ def test_without_an_input_device_the_bundled_excerpt_streams(oscdump, tmp_path):
     frames = [args for path, _, args in read(1) if path == "/pdmer/frame"]
     values = np.array([[float(a[1]), float(a[2])] for a in frames])
     assert np.isfinite(values).all() and np.abs(values).max() <= 1.0
+
+
+def wait_until(condition, stream, log, what: str, timeout: float = 60.0):
+    """Poll ``condition()`` until it returns something true; the stream must keep running meanwhile."""
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        assert stream.poll() is None, f"pdmer-stream ended while waiting for {what}: " + "".join(log)
+        assert time.monotonic() < deadline, f"no {what} after {timeout} s: " + "".join(log)
+        time.sleep(0.2)
+    return found
+
+
+def no_input_at(lines) -> list[int]:
+    """Indexes of the /pdmer/status "no input" lines (oscdump prints the string quoted, spaces and all)."""
+    return [i for i, (path, _, args) in enumerate(lines) if path == "/pdmer/status" and " ".join(args).startswith(
+        '"no input"')]
+
+
+def frames_at(lines) -> list[int]:
+    return [i for i, (path, _, _) in enumerate(lines) if path == "/pdmer/frame"]
+
+
+@pytest.mark.slow
+def test_a_stream_survives_its_sound_server_restarting(setup, pulse_rig, oscdump, tmp_path):  # noqa: F811
+    """The show goes on: the sound server is killed under a running stream (as a USB interface pulled out looks to
+    it), frames stop and receivers hear /pdmer/status "no input" once a second; the server comes back on the same
+    socket, the stream reopens its device by itself and frames resume, in one run, one process."""
+    import soundfile
+
+    port, read = oscdump
+    t = np.arange(8 * RATE) / RATE
+    tone = tmp_path / "tone.wav"
+    soundfile.write(str(tone), (0.3 * np.sin(2 * np.pi * (330 + 40 * np.sin(t)) * t)).astype(np.float32), RATE)
+    stats = tmp_path / "stats.json"
+    stream, log = start_stream(setup["model"], pulse_rig.env, "--osc", f"127.0.0.1:{port}", "--stats-json", stats,
+                               "--no-start-at-sound", "--status-every", "1")
+    players = [subprocess.Popen(["paplay", "--device=vmic", str(tone)], env=pulse_rig.env)]
+    try:
+        wait_until(lambda: frames_at(read(0, timeout=0)), stream, log, "frame from the first tone")
+        pulse_rig.daemon.kill()  # the device disappears under the stream
+        players[0].kill()
+        first_lost = wait_until(lambda: no_input_at(read(0, timeout=0)), stream, log, '"no input" status')[0]
+        time.sleep(3.5)  # gone for a while: the stream waits, and says so
+        lines = read(0, timeout=0)
+        lost = no_input_at(lines)
+        assert len(lost) >= 3, lines[first_lost:]  # once a second while it is gone
+        assert not [i for i in frames_at(lines) if i > lost[1]], lines[first_lost:]  # frames stopped
+        assert stream.poll() is None, "".join(log)
+
+        pulse_rig.restart()  # the same socket path: the server is back
+        players.append(subprocess.Popen(["paplay", "--device=vmic", str(tone)], env=pulse_rig.env))
+        resumed = wait_until(lambda: [i for i in frames_at(read(0, timeout=0)) if i > len(lines)], stream, log,
+                             "frame after the server came back", timeout=30)
+        after = read(0, timeout=0)
+        assert not no_input_at(after[resumed[0]:]), after[resumed[0]:]
+        assert any(path == "/pdmer/status" and args[0] == '"running"' for path, _, args in after[len(lines):])
+        stream.send_signal(signal.SIGTERM)
+        code = stream.wait(timeout=60)
+    finally:
+        for process in (*players, stream):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    time.sleep(0.2)
+    text = "".join(log)
+    assert code == 0 and "Traceback" not in text, text
+    assert "stopped delivering audio" in text and 'sending /pdmer/status "no input" and reopening it' in text, text
+    assert re.search(r"no input for \d+ s: waiting for '[^']+' to come back", text), text  # the plain status line
+    assert re.search(r"input device '[^']+' is back after \d+\.\d s: streaming again", text), text
+    report = json.loads(stats.read_text())
+    assert report["device_losses"] == 1 and report["no_input_s"] >= 3.5 and report["stopped_by"] == "SIGTERM"
+    assert report["frames_sent"] == len(frames_at(read(0, timeout=0))), report
+    final = read(0, timeout=0)
+    assert final[-1][0] == "/pdmer/status" and final[-1][2][0] == '"stopped"'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["oscdump.txt", "pa", "stats.json", "tone.wav"]
+
+
+def test_list_devices_names_the_rig_s_input(pulse):
+    result = subprocess.run([sys.executable, "-m", "pdmer.streamer", "--list-devices"], env=pulse,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and re.search(r"^\d+: \S.* \(\d+ in, \d+ Hz\)$", result.stdout, re.M), result
+
+
+def test_list_devices_without_any_says_what_to_check(tmp_path):
+    """No sound server and no sound card: an empty list would look like a broken command; it says why instead."""
+    env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path}/no-such-server", "PULSE_RUNTIME_PATH": str(tmp_path),
+           "XDG_RUNTIME_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "pdmer.streamer", "--list-devices"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode == 0 and result.stdout.strip():
+        pytest.skip("this machine has an input device without PulseAudio: " + result.stdout)
+    assert result.returncode == 1 and result.stdout == "", result
+    assert result.stderr.startswith("pdmer-stream: PortAudio sees no input device: check that the sound server runs")
+    assert "PULSE_SERVER" in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []

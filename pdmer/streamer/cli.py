@@ -59,33 +59,52 @@ DEFAULT_TARGET = "127.0.0.1:9000"  # pdmer.streamer.osc.DEFAULT_TARGET
               help="Serve a live view (a web page) on HOST:PORT (default 127.0.0.1:8765); open it in a browser.")
 @click.option("--stats-json", type=click.Path(dir_okay=False), help="Write the run's statistics here at exit.")
 @click.option("--quiet", is_flag=True, help="No status line.")
+@click.option("--status-every", type=click.FloatRange(min=0), metavar="S",
+              help="A plain status line every S seconds (0: none). Default: on a terminal, a line rewritten every "
+                   "hop; otherwise (a log, a pipe) a plain line every 5 s.")
+@click.option("--exit-on-device-loss", is_flag=True,
+              help="End the stream (exit code 2) when the input device goes away, instead of sending /status \"no "
+                   "input\" and reopening it until it is back (for scripts with a supervisor that restarts them).")
 def main(list_devices, **options) -> None:
     """Stream valence and arousal of audio over OSC, twice a second, as one listener hears it.
 
     Messages (prefix /pdmer): /va f f, /valence f, /arousal f, /va01 f f and /valence01 f, /arousal01 f (mapped
     to 0..1), /frame f f f (stream time, valence, arousal) per 0.5 s frame (or per --out-rate point), and
-    /status s f i (state, stream time, overruns) every second. --view serves a live page of the same values. A
-    device that disappears ends the stream with an error (exit code 2, the statistics still written); it does not
-    reconnect."""
-    from pdmer.cli import user_errors
+    /status s f i (state, stream time, overruns) every second. --view serves a live page of the same values. An
+    input device that goes away mid-stream (unplugged, its sound server restarted) does not end the stream: the
+    state is "no input" while it is gone, and the stream reopens it (every 0.5 s, then up to every 5 s) and goes on
+    when it is back; --exit-on-device-loss ends it instead (exit code 2, the statistics still written).
+
+    Exit codes: 0 when the stream ends (end of the source, SIGTERM) having sent frames; 1 when the source ended
+    before any frame could be sent (empty, silent, too short: the reason is printed); 2 for bad input or options
+    (compressed audio piped into --source -, a file that is not audio, a device lost with --exit-on-device-loss);
+    130 on Ctrl-C."""
+    from pdmer.cli_common import user_errors
 
     if list_devices:
         from pdmer.streamer.sources import list_devices as devices
 
-        for line in user_errors(devices)():
+        lines = user_errors(devices, "pdmer-stream")()
+        for line in lines:
             click.echo(line)
+        if not lines:  # an empty list would look like a hung or broken command
+            click.echo("pdmer-stream: PortAudio sees no input device: check that the sound server runs (pactl info "
+                       "for PulseAudio, arecord -l for ALSA), that PULSE_SERVER, if set, names a running server, "
+                       "and that this user may open the sound devices (the audio group)", err=True)
+            sys.exit(1)
         return
     if options["fast"] and not (options["source"] and options["source"] != "-"):
         raise click.UsageError("--fast needs --source FILE")
     every = options["global_every"]
     if every is not None and abs(every * 2 - round(every * 2)) > 1e-9:
         raise click.BadParameter(f"{every} s is not a multiple of the 0.5 s hop", param_hint="--global-every")
-    user_errors(run)(**options)
+    user_errors(run, "pdmer-stream")(**options)
 
 
-def open_source(source, fast, device, rate, channels, sample_format):
+def open_source(source, fast, device, rate, channels, sample_format, reconnect=True):
     """(the audio source, a note for the user or None). Without --source or --device, a machine whose default input
-    cannot be opened streams the bundled music excerpt, looped, so that the main command always shows the stream."""
+    cannot be opened streams the bundled music excerpt, looped, so that the main command always shows the stream.
+    ``reconnect``: a device that goes away mid-stream is reopened (at start, one that cannot open is an error)."""
     from pdmer.streamer.sources import DeviceSource, FileSource, NoInputDevice, StdinSource
 
     if source == "-":
@@ -93,7 +112,8 @@ def open_source(source, fast, device, rate, channels, sample_format):
     if source:
         return FileSource(source, fast=fast), None
     try:
-        return DeviceSource(int(device) if device and device.isdigit() else device, rate=rate), None
+        return DeviceSource(int(device) if device and device.isdigit() else device, rate=rate,
+                            reconnect=reconnect), None
     except NoInputDevice as error:
         if device is not None or rate is not None:  # the user asked for this device: say why it failed
             raise
@@ -104,9 +124,24 @@ def open_source(source, fast, device, rate, channels, sample_format):
             f"({MUSIC_EXCERPT.parent / 'ATTRIBUTION.md'})")
 
 
+def claim_outputs(view_address, stats_json):
+    """Refuse at once what would otherwise fail late: a --stats-json path that cannot be written (at exit, after the
+    whole stream) or a busy --view port (after the model loads). Returns the view's bound socket, or None."""
+    from pdmer.fileio import check_output
+
+    if stats_json:
+        check_output(stats_json, "--stats-json")
+    if not view_address:
+        return None
+    from pdmer.view.server import bind_view
+
+    return bind_view(view_address)
+
+
 def run(model_path, profile_name, source, fast, device, rate, channels, sample_format, start_at_sound, targets,
         osc_prefix, only, bundle, lookahead, smooth, out_rate, hop, global_every, threads, view_address, stats_json,
-        quiet) -> None:
+        quiet, status_every, exit_on_device_loss) -> None:
+    view_socket = claim_outputs(view_address, stats_json)  # before the imports and the model: seconds
     import numpy as np
 
     from pdmer.errors import PdmerError
@@ -114,6 +149,7 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
     from pdmer.fileio import atomic_path
     from pdmer.streamer.engine import Engine
     from pdmer.streamer.osc import OscOut, parse_target
+    from pdmer.streamer.report import Outage, nonfinite_warning, nothing_sent, say, status_line
     from pdmer.streamer.shaping import Shaper
 
     out = OscOut([parse_target(t) for t in targets], prefix=osc_prefix, bundle=bundle,  # bad targets: fail first
@@ -130,26 +166,43 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
     # The encoder refreshes on one thread, between the hops: the hop path keeps the other core to itself.
     use_threads(threads)
     deployed = load_deployed(model_path, profile=profile_name, threads=threads, encoder_threads=1)
-    audio, note = open_source(source, fast, device, rate, channels, sample_format)
+    audio, note = open_source(source, fast, device, rate, channels, sample_format,
+                              reconnect=not exit_on_device_loss)
     if note:
         click.echo(f"pdmer-stream: {note}", err=True)
     if view_address:
         from pdmer.view.server import LiveView
 
         view = LiveView(view_address, profile=deployed.profile, model=deployed.name, source=audio.name,
-                        osc=[str(t) for t in out.targets])
+                        osc=[str(t) for t in out.targets], sock=view_socket)
         click.echo(f"pdmer-stream: live view at {view.url}", err=True)
     engine = Engine(deployed, audio.rate, lookahead=lookahead, start_at_sound=start_at_sound, hop=hop,
                     global_every=None if global_every is None else round(global_every * 2))
     click.echo(f"pdmer-stream: {audio.name} at {audio.rate} Hz -> OSC {', '.join(map(str, out.targets))} "
                f"({osc_prefix}), profile {deployed.profile}", err=True)
-    quiet = quiet or not sys.stderr.isatty()  # a status line rewrites itself: only on a terminal
+    status = status_line(quiet, status_every, deployed.profile)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
     compute, frames, silent, last_status, failure = [], 0, 0, -1.0, None
     cpu_from = None  # (process CPU time, stream time) at the first frame: start-up is not the stream's running cost
+
+    def tell(state: str, time_s: float) -> None:  # the stream's state, to every receiver
+        out.status(state, time_s, audio.overruns)
+        if view is not None:
+            view.status(state)
+
+    outage, warned = Outage(status, lambda state: tell(state, engine.processed_s)), False
     try:
         for chunk in audio.chunks(lambda: bool(stopping)):
+            if getattr(audio, "lost", None):  # the input device is gone: no audio until it is back
+                if outage.gone(audio.lost, audio.name, osc_prefix):
+                    shaper.silence()  # what comes after the gap neither fades from nor ramps across what came before
+                continue
+            if outage.back(audio.name):
+                last_status = -math.inf  # "running" again with the next frame
+            if not warned and getattr(audio, "nonfinite", 0):
+                warned = True
+                status.note(nonfinite_warning(audio))
             for frame in engine.push(chunk):
                 if cpu_from is None:
                     cpu_from = (time.process_time(), engine.processed_s)
@@ -163,15 +216,9 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
                     frames += 1
                     shaper.frame(frame.time_s, frame.valence, frame.arousal)
                 if frame.time_s - last_status >= 1.0:
-                    state = "silence" if frame.silent else "running"
-                    out.status(state, frame.time_s, audio.overruns)
-                    if view is not None:
-                        view.status(state)
+                    tell("silence" if frame.silent else "running", frame.time_s)
                     last_status = frame.time_s
-                if not quiet:
-                    va = "  silence     " if frame.silent else f"V {frame.valence:+.2f} A {frame.arousal:+.2f}"
-                    click.echo(f"\r{frame.time_s:7.1f} s  {va}  hop {frame.compute_ms:5.1f} ms  "
-                               f"overruns {audio.overruns}  profile {deployed.profile}", nl=False, err=True)
+                status.frame(frame, audio.overruns, frames, silent)
     except KeyboardInterrupt:
         stopping.append("SIGINT")
     except PdmerError as error:  # the source failed mid-stream: end cleanly, say why, keep the statistics
@@ -185,8 +232,7 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
         if view is not None:
             view.status("stopped")
             view.close()
-    if not quiet:
-        click.echo("", err=True)
+    status.close()
     streamed_s = engine.processed_s - cpu_from[1] if cpu_from else 0.0
     stats = {
         "source": audio.name, "rate": audio.rate, "profile": deployed.profile, "model": deployed.name,
@@ -203,10 +249,19 @@ def run(model_path, profile_name, source, fast, device, rate, channels, sample_f
     }
     if view is not None:
         stats["view_messages_dropped"] = view.dropped  # a page that could not keep up
+    if hasattr(audio, "losses"):
+        stats["device_losses"], stats["no_input_s"] = audio.losses, audio.lost_s
+    why = nothing_sent(audio, engine, silent, lookahead) if frames == 0 and failure is None else None
+    if why:
+        stats["nothing_sent"] = why
     if stats_json:
         with atomic_path(stats_json) as temporary:
             temporary.write_text(json.dumps(stats, indent=1) + "\n")
     if failure is not None:
         raise failure
+    if why:
+        say(f"no frame sent: {why}")
     if stopping and stopping[0] == "SIGINT":
         sys.exit(130)
+    if why and not stopping:  # the source ended without one usable frame: a script must not take that for success
+        sys.exit(1)

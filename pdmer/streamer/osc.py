@@ -8,7 +8,8 @@ Per frame, under the prefix (default ``/pdmer``; DESIGN.md §8):
     /pdmer/va01     f f    both mapped onto [0, 1] ((x + 1) / 2): what lighting desks and DAW controls take
     /pdmer/valence01, /pdmer/arousal01  f   each on [0, 1] on its own: one control per address (MIDI/OSC learn)
     /pdmer/frame    f f f  stream time in seconds, valence, arousal: the same frame, time-stamped
-and, about once a second, ``/pdmer/status s f i``: state ("running", "silence", "stopped"), stream time, overruns.
+and, about once a second, ``/pdmer/status s f i``: state ("running", "silence", "no input" while the input device
+is gone, "stopped"), stream time, overruns.
 
 ``only`` limits a frame to some of these (by name: ``va``, ``valence01``, ...): a DAW's OSC learn binds the first
 address it hears, so it should hear one. The status always goes out.

@@ -28,6 +28,12 @@ class Pulse:
     daemon: subprocess.Popen
     folder: Path
 
+    def restart(self) -> None:
+        """A new daemon on the same socket, the old one killed if it still runs: a sound server restart, as its
+        clients see it."""
+        stop(self.daemon, kill=True)
+        self.daemon = start_daemon(self.folder, self.env)
+
 
 def missing_tools() -> list[str]:
     return [tool for tool in TOOLS if shutil.which(tool) is None]
@@ -48,22 +54,34 @@ def private_pulse(folder: str | Path, *, rate: int = 44100):
         f"load-module module-native-protocol-unix auth-anonymous=1 socket={folder}/native\n"
         f"load-module module-null-sink sink_name={SINK} norewinds=1 format=float32le rate={rate} channels=1\n"
         f"set-default-sink {SINK}\nset-default-source {SINK}.monitor\n")
+    pulse = Pulse(env, start_daemon(folder, env), folder)
+    try:
+        yield pulse
+    finally:
+        stop(pulse.daemon)
+
+
+def start_daemon(folder: Path, env: dict[str, str]) -> subprocess.Popen:
+    """pulseaudio on ``folder``'s rig.pa, once ``pactl info`` reaches it."""
     daemon = subprocess.Popen(["pulseaudio", "-n", "-F", str(folder / "rig.pa"), "--daemonize=no",
                                "--exit-idle-time=-1", "--use-pid-file=no", "--realtime=no", "--high-priority=no",
                                f"--log-target=file:{folder}/pa.log"], env=env)
-    try:
-        for _ in range(200):
-            if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
-                break
-            time.sleep(0.05)
-        else:
-            log = folder / "pa.log"
-            raise InputError(f"pulseaudio did not come up: {log.read_text()[-2000:] if log.exists() else ''}")
-        yield Pulse(env, daemon, folder)
-    finally:
+    for _ in range(200):
+        if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
+            return daemon
+        time.sleep(0.05)
+    stop(daemon)
+    log = folder / "pa.log"
+    raise InputError(f"pulseaudio did not come up: {log.read_text()[-2000:] if log.exists() else ''}")
+
+
+def stop(daemon: subprocess.Popen, *, kill: bool = False) -> None:
+    if kill:
+        daemon.kill()
+    else:
         daemon.terminate()
-        try:
-            daemon.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+    try:
+        daemon.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
