@@ -68,6 +68,17 @@ train C-vg3 "$work/C-vg3.toml"
 c=$(choose stage-C "$b" C-4q3 C-vg3)
 echo "stages A, B, C: $a, $b, $c (tables in $work/stage-*.md)"
 
+# Stage D (SELECTION.md, 06:38 amendment): no global skip at lr 2e-4, against the stage C winner.
+train D-lr $real/D-lr.toml
+d=$(choose stage-D "$c" D-lr)
+# Stage E (07:40 amendment): D-lr with its front end trained, with 15 s windows, with VGMIDI at weight 3.
+sed "s|RUNS|$work|" $real/E-ft.toml >"$work/E-ft.toml"
+train E-ft "$work/E-ft.toml"
+train E-15s $real/E-15s.toml
+train E-vg3 $real/E-vg3.toml
+c=$(choose stage-E "$c" D-lr E-ft E-15s E-vg3)  # against the default and D-lr, as the amendment says
+echo "stages D, E: $d, $c"
+
 # Meta stage: per-listener MAML from the DMER winner, then the profile setting that raises VGMIDI val listeners'
 # CCC on their other piece most (mean of the two gains; rule key 4).
 encoder=$(sed -n 's/^encoder = "\(.*\)"/\1/p' "$work/$c/config.toml")
