@@ -87,3 +87,34 @@ def test_every_relative_link_resolves(page):
         elif anchor and linked.suffix == ".md" and anchor.lower() not in anchors(linked):
             broken.append(f"{target}: no heading with that anchor in {linked.relative_to(ROOT)}")
     assert not broken, f"{page.relative_to(ROOT)}: " + "; ".join(broken)
+
+
+def readme_profile_commands() -> list[str]:
+    """The README's profile example: its `pdmer` lines, as written (the last line, `./run.sh`, streams forever)."""
+    block = re.search(r"## A profile.*?```sh\n(.*?)```", README.read_text(), re.S).group(1)
+    return [line.split("   #")[0].strip() for line in block.splitlines() if line.startswith(".venv/bin/pdmer")]
+
+
+@pytest.mark.slow
+def test_the_readme_profile_example_runs_as_written_and_writes_nothing_into_the_clone(tmp_path):
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    commands = readme_profile_commands()
+    assert [c.split()[1] for c in commands] == ["predict", "profile"]
+    status = lambda: subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],  # noqa: E731
+                                    cwd=ROOT, capture_output=True, text=True).stdout  # (caches are ignored)
+    before = status()
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "PDMER_HOME": str(tmp_path / "pdmer")}
+    for command in commands:
+        words = [os.path.expanduser(w).replace(os.path.expanduser("~"), env["HOME"]) if w.startswith("~") else w
+                 for w in shlex.split(command)]
+        words[0] = sys.executable  # .venv/bin/pdmer of the clone: this interpreter's pdmer
+        done = subprocess.run([words[0], "-m", "pdmer", *words[1:]], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "home" / "pdmer-curves" / "mine.csv").read_text().startswith("time_s,valence,arousal")
+    assert (tmp_path / "pdmer" / "profiles" / "alice").exists()
+    assert status() == before  # nothing new in the clone: no mine.csv beside the code
