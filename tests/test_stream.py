@@ -97,6 +97,23 @@ def test_memory_is_bounded(setup):
     engine.close()
 
 
+def test_the_ring_gives_back_what_was_pushed_across_its_wrap(setup):
+    """The global windows are read from a ring of ~31 s: a window that wraps round its end is still the audio."""
+    from pdmer.streamer.engine import Engine
+
+    engine = Engine(setup["deployed"], RATE)
+    wave = np.random.default_rng(0).standard_normal(int(75.5 * RATE)).astype(np.float32) * 0.1
+    for start in range(0, wave.size, 4097):
+        engine.push(wave[start : start + 4097])
+        now = engine.received / RATE
+        back = max(now - 30.0, 0.0, (engine.received - engine.audio.size) / RATE)
+        expected = wave[round(back * RATE) : engine.received]
+        assert np.array_equal(engine.tail(back, now), expected)  # wrapped or not, whole or a part
+    with pytest.raises(InputError, match="no longer"):
+        engine.tail(now - 40.0, now)
+    engine.close()
+
+
 def stream(setup, *args):
     return subprocess.run([sys.executable, "-m", "pdmer.streamer", "--model", str(setup["model"]), *map(str, args)],
                           capture_output=True, text=True, timeout=300)
