@@ -10,7 +10,6 @@ slowest setting. The curve is the base's own prediction, raised by 0.2: the pred
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from pdmer.cli import main
 from pdmer.data.curves import MEAN, DataWarning
-from pdmer.data.load import detect_format, load_dataset
+from pdmer.data.load import detect_format
 from pdmer.data.quadrants import load_4q, load_emopia
 from pdmer.data.vgmidi import fingerprint, label_bins, load_vgmidi
 from pdmer.errors import InputError
