@@ -71,7 +71,7 @@ echo "stages A, B, C: $a, $b, $c (tables in $work/stage-*.md)"
 # Stage D (SELECTION.md, 06:38 amendment): no global skip at lr 2e-4, against the stage C winner.
 train D-lr $real/D-lr.toml
 d=$(choose stage-D "$c" D-lr)
-# Stage E (07:40 amendment): D-lr with its front end trained, with 15 s windows, with VGMIDI at weight 3.
+# Stage E (07:18 amendment): D-lr with its front end trained, with 15 s windows, with VGMIDI at weight 3.
 sed "s|RUNS|$work|" $real/E-ft.toml >"$work/E-ft.toml"
 train E-ft "$work/E-ft.toml"
 train E-15s $real/E-15s.toml
