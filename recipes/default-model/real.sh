@@ -78,6 +78,9 @@ train E-15s $real/E-15s.toml
 train E-vg3 $real/E-vg3.toml
 c=$(choose stage-E "$c" D-lr E-ft E-15s E-vg3)  # against the default and D-lr, as the amendment says
 echo "stages D, E: $d, $c"
+# Stage F (09:24 amendment): the stage A recipe at lr 2e-4, against the default.
+train F-skip-lr $real/F-skip-lr.toml
+c=$(choose stage-F "$c" F-skip-lr)
 
 # Meta stage: per-listener MAML from the DMER winner, then the profile setting that raises VGMIDI val listeners'
 # CCC on their other piece most (mean of the two gains; rule key 4).
