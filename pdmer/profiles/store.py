@@ -31,7 +31,8 @@ DEFAULT = "default"  # reserved: the base model itself, unadapted
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 FILES = ("profile.json", "weights.safetensors", "model.onnx")
 STORE, LOCKS = ".store", ".locks"
-HEX = "[0-9a-f]{32}"  # the uuid4().hex that ends every folder and link a writer makes
+# What a writer names: "NAME-<uuid4 hex>" (a profile's folder) or ".link-NAME-<uuid4 hex>" (its link being made)
+WRITTEN = re.compile(r"(?:\.link-)?(.+)-[0-9a-f]{32}")
 
 
 class ProfileError(InputError):
@@ -168,7 +169,7 @@ def names_on_disk(root: Path) -> list[str]:
     """Every name with a lock file, a published or unpublished folder, or a link being made."""
     found = {path.stem for path in (root / LOCKS).glob("*.lock")}
     for path in (root / STORE).iterdir() if (root / STORE).is_dir() else ():
-        match = re.fullmatch(f"(?:\\.link-)?(.+)-{HEX}", path.name)
+        match = WRITTEN.fullmatch(path.name)
         if match:
             found.add(match[1])
     return sorted(n for n in found if NAME_PATTERN.fullmatch(n) and ".." not in n)
@@ -204,7 +205,8 @@ def remove_unpublished(name: str, root: Path) -> None:
     current = profile_dir(name, root)
     keep = current.name if current else None  # by name: resolve() may have changed the root's part of the path
     for path in (root / STORE).glob(f"*{name}-*"):
-        if re.fullmatch(f"(?:\\.link-)?{re.escape(name)}-{HEX}", path.name) and path.name != keep:
+        match = WRITTEN.fullmatch(path.name)
+        if match and match[1] == name and path.name != keep:
             if path.is_symlink():
                 path.unlink()
             else:

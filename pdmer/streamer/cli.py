@@ -129,8 +129,7 @@ def claim_outputs(view_address, stats_json):
     whole stream) or a busy --view port (after the model loads). Returns the view's bound socket, or None."""
     from pdmer.fileio import check_output
 
-    if stats_json:
-        check_output(stats_json, "--stats-json")
+    check_output(stats_json, "--stats-json")
     if not view_address:
         return None
     from pdmer.view.server import bind_view
