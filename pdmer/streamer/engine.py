@@ -204,7 +204,7 @@ class Engine:
         vector = self.vector_for(newest)
         if level < self.silence_db:
             return Frame(first, start_s, math.nan, math.nan, (time.perf_counter() - started) * 1e3, True, level)
-        slice_44k = torch.from_numpy(wave.copy())
+        slice_44k = torch.from_numpy(wave)  # tail() copied it out of the ring
         if self.rate != self.slicer.config.sample_rate:
             import torchaudio
 
