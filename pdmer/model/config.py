@@ -86,6 +86,9 @@ class ModelConfig(PresetConfig):
     # one curve for every song (see the model card).
     global_norm: bool = False
     global_skip: bool = False
+    # Not in the paper: each slice's loudness, onset strength and its swing, appended to the adapter's output
+    # (pdmer.model.adapter.slice_statistics says why).
+    slice_stats: bool = False
     name: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:

@@ -67,7 +67,7 @@ class DSAML(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
-        adapter = SliceAdapter(cfg.mel_frames, cfg.n_mels)
+        adapter = SliceAdapter(cfg.mel_frames, cfg.n_mels, stats=cfg.slice_stats)
         self.local_dim = adapter.out_dim
         self.adapter = adapter if cfg.use_adapter else None
         self.fusion = Fusion(cfg, self.local_dim if cfg.use_adapter else None)

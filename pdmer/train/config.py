@@ -54,6 +54,8 @@ class TrainConfig:
     # data's statistics, and add a linear path from it to the output
     global_norm: bool = False
     global_skip: bool = False
+    # DSAML only, not in the paper: each slice's loudness and onset strength beside the adapter's output
+    slice_stats: bool = False
     # [data]
     data: str = ""
     # Several datasets, each drawn in proportion to its weight (replaces ``data``): a TOML list of tables,
@@ -126,8 +128,8 @@ class TrainConfig:
             Source.parse(source)  # a bad entry is named before any work
         if self.model != "dsaml" and self.ablations():
             raise InputError(f"config: the ablation flags {sorted(self.ablations())} apply to dsaml only")
-        if self.model != "dsaml" and (self.causal or self.global_norm or self.global_skip):
-            raise InputError("config: causal, global_norm and global_skip apply to dsaml only")
+        if self.model != "dsaml" and (self.causal or self.global_norm or self.global_skip or self.slice_stats):
+            raise InputError("config: causal, global_norm, global_skip and slice_stats apply to dsaml only")
         if self.front_end == "frozen" and not self.init:
             raise InputError("config: front_end = \"frozen\" keeps the front end of init: set init to a checkpoint")
         if self.front_end == "frozen" and self.mode == "pdmer" and self.inner_params == "all":
@@ -141,7 +143,7 @@ class TrainConfig:
 
     def model_overrides(self) -> dict:
         """ModelConfig fields this run sets: the ablations, and causal."""
-        switches = {name: True for name in ("causal", "global_norm", "global_skip") if getattr(self, name)}
+        switches = {name: True for name in ("causal", "global_norm", "global_skip", "slice_stats") if getattr(self, name)}
         return {**self.ablations(), **switches}
 
     def ablations(self) -> dict:
@@ -244,7 +246,7 @@ class Source:
 
 SECTIONS = {
     "run": ("mode", "model", "preset", "seed", "steps", "device", "init", "init_parts", "causal", "front_end",
-            "global_norm", "global_skip"),
+            "global_norm", "global_skip", "slice_stats"),
     "data": ("data", "sources", "format", "raters", "train_split", "val_split", "encoder", "imagebind", "cache", "window",
              "global_placement", "global_seconds"),
     "optim": ("optimizer", "lr", "batch_size", "grad_clip"),

@@ -194,7 +194,8 @@ class Run:
         # A causal run may start from a non-causal checkpoint, and (its front end only) from another encoder's.
         alike = architecture == self.cfg.model and dataclasses.replace(
             start.config, causal=own_config.causal, global_dim=own_config.global_dim,
-            global_norm=own_config.global_norm, global_skip=own_config.global_skip) == own_config
+            global_norm=own_config.global_norm, global_skip=own_config.global_skip,
+            slice_stats=own_config.slice_stats) == own_config
         if not (same or (alike and self.cfg.front_end == "frozen")):
             raise InputError(f"init {path} is a {architecture} with another config than this run's "
                              f"{self.cfg.model} (preset {self.cfg.preset}, {self.cfg.model_overrides()}): "
