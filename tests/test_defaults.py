@@ -46,6 +46,18 @@ def test_predict_without_a_model_uses_the_default(tmp_path):
     assert np.isfinite(values).all()
 
 
+def test_the_defaults_curve_moves_with_the_music_at_every_step():
+    """Issue 23, item 2: the within-song variation comes from the music at every 0.5 s step, not only when the
+    global vector is refreshed (every 3 s): a staircase, where 5 steps in 6 change by less than 0.001, fails."""
+    result = subprocess.run([sys.executable, "-m", "pdmer", "predict", str(MUSIC_EXCERPT)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    values = np.array([[float(x) for x in row.split(",")[1:]] for row in result.stdout.strip().splitlines()[1:]])
+    assert len(values) >= 55  # 30 s of music
+    changes = np.abs(np.diff(values, axis=0))
+    assert ((changes > 1e-3).mean(axis=0) > 0.8).all(), (changes > 1e-3).mean(axis=0)
+
+
 def test_stream_without_a_model_uses_the_default(oscdump):  # noqa: F811
     port, read = oscdump
     result = subprocess.run([sys.executable, "-m", "pdmer.streamer", "--source", str(MUSIC_EXCERPT), "--fast",
