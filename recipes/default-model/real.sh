@@ -86,7 +86,10 @@ for name in G-15s G-vg3 G-15s-vg3; do train $name $real/$name.toml; done
 # Stage H (10:27 amendment): each slice's loudness and onset strength beside the frozen adapter (slice_stats).
 for name in H-stats H-stats-vg3; do train $name $real/$name.toml; done
 c=$(choose stage-GH "$c" F-skip-lr G-15s G-vg3 G-15s-vg3 H-stats H-stats-vg3)
-echo "stages F, G, H: $c" >&2
+# Stage I (11:13 amendment): the stage H winner trained twice as long, against it.
+train I-stats-3k $real/I-stats-3k.toml
+c=$(choose stage-I "$c" I-stats-3k)
+echo "stages F, G, H, I: $c" >&2
 
 # best_setting MODEL OUTDIR SETTING...: the profile setting that raises VGMIDI val listeners' CCC on their other
 # piece most (mean of the two gains; rule key 4), the simplest (first) winning ties within 0.002.
