@@ -17,21 +17,21 @@ from pathlib import Path
 
 MIN_STD = 0.02  # a 4Q val clip whose curve moves less than this in a dimension breaks the hard limit
 S_TIE, GAIN_TIE = 0.005, 0.002
+MEAN = "training mean"  # the baseline row every pdmer eval report carries
 
 
 def rows_of(report: dict) -> dict[str, dict]:
-    """The model's (not the training mean's) evaluations per dataset name prefix (VGMIDI, 4Q, EMOPIA)."""
-    model = report["models"][0]
-    out = {}
+    """The model's (not the training mean's) evaluations per dataset name prefix (VGMIDI, 4Q, EMOPIA), merged over
+    the reports (curves and listeners are separate evaluations of the same VGMIDI split)."""
+    out: dict[str, dict] = {}
     for row in report["results"]:
-        if row["model"] == model:
-            out[row["data"].split(":")[0]] = row["evaluations"]
+        if row["model"] in report["models"]:
+            out.setdefault(row["data"].split(":")[0], {}).update(row["evaluations"])
     return out
 
 
 def means_of(report: dict) -> dict[str, dict]:
-    return {row["data"].split(":")[0]: row["evaluations"] for row in report["results"]
-            if row["model"] == "training mean"}
+    return rows_of({**report, "models": {MEAN}})
 
 
 def score(name: str, report: dict, peer: dict, meta: bool) -> dict:
@@ -105,7 +105,9 @@ def main() -> None:
         if not paths:
             raise SystemExit(f"{entry}: give NAME=EVAL.json[,EVAL2.json...]")
         reports = [json.loads(Path(path).read_text()) for path in paths.split(",")]
-        merged = {"models": reports[0]["models"], "results": [r for report in reports for r in report["results"]]}
+        # one model per candidate, whatever file name each report gives it (e.g. best or model.safetensors)
+        merged = {"models": {m for report in reports for m in report["models"]} - {MEAN},
+                  "results": [r for report in reports for r in report["results"]]}
         rows.append(score(name, merged, peer, args.meta))
     winner = rows[0]
     for row in rows[1:]:

@@ -120,6 +120,24 @@ best_setting "$work/meta/model.safetensors" "$work/meta" "bias 20 0.05" "output 
 [ -f "$work/meta/levels.json" ] || $pdmer eval "$work/meta/model.safetensors" --task levels --data $data/4q \
     --data $data/emopia --split val "${cache[@]}" --json "$work/meta/levels.json" >/dev/null
 
-# The winner of stages A-H is installed with the profile setting chosen on it.
-read -r params steps lr <<<"$(best_setting "$work/$c/best.safetensors" "$work/$c" "bias 20 0.05" "output 10 0.1")"
+# Meta stage on H-stats (11:44 amendment): the same meta-training from the stages A-I winner, judged with the
+# profile gain as an eighth target (choose.py --meta) against the winner with its own profile setting.
+sed -e "s|^init = .*|init = \"$work/$c/best.safetensors\"|" $real/meta-stats.toml >"$work/meta-stats.toml"
+[ -f "$work/meta-stats/model.safetensors" ] || \
+    $pdmer train --config "$work/meta-stats.toml" "${cache[@]}" --out "$work/meta-stats"
+cp "$work/meta-stats/model.safetensors" "$work/meta-stats/best.safetensors"
+train meta-stats "$work/meta-stats.toml"  # (trained above) its curves and levels
+meta_setting=$(best_setting "$work/meta-stats/best.safetensors" "$work/meta-stats" "bias 20 0.05" "output 10 0.1")
+setting=$(best_setting "$work/$c/best.safetensors" "$work/$c" "bias 20 0.05" "output 10 0.1")
+listeners() { printf '%s/%s/listeners-%s.json' "$work" "$1" "${2// /-}"; }
+$python $recipe/choose.py --meta --peer "$work/vibenet-4q-val.json" --markdown "$work/stage-meta-stats.md" \
+    "$c=$work/$c/curves.json,$work/$c/levels.json,$(listeners "$c" "$setting")" \
+    "meta-stats=$work/meta-stats/curves.json,$work/meta-stats/levels.json,$(listeners meta-stats "$meta_setting")" \
+    | tee "$work/stage-meta-stats.txt" >&2
+if [ "$(sed -n 's/^winner: //p' "$work/stage-meta-stats.txt")" = meta-stats ]; then
+    c=meta-stats setting=$meta_setting
+fi
+
+# The winner is installed with the profile setting chosen on it.
+read -r params steps lr <<<"$setting"
 $python $recipe/install.py "$work/$c/best.safetensors" --params "$params" --steps "$steps" --lr "$lr"
