@@ -120,23 +120,29 @@ best_setting "$work/meta/model.safetensors" "$work/meta" "bias 20 0.05" "output 
 [ -f "$work/meta/levels.json" ] || $pdmer eval "$work/meta/model.safetensors" --task levels --data $data/4q \
     --data $data/emopia --split val "${cache[@]}" --json "$work/meta/levels.json" >/dev/null
 
-# Meta stage on H-stats (11:44 amendment): the same meta-training from the stages A-I winner, judged with the
-# profile gain as an eighth target (choose.py --meta) against the winner with its own profile setting.
-sed -e "s|^init = .*|init = \"$work/$c/best.safetensors\"|" $real/meta-stats.toml >"$work/meta-stats.toml"
-[ -f "$work/meta-stats/model.safetensors" ] || \
-    $pdmer train --config "$work/meta-stats.toml" "${cache[@]}" --out "$work/meta-stats"
-cp "$work/meta-stats/model.safetensors" "$work/meta-stats/best.safetensors"
-train meta-stats "$work/meta-stats.toml"  # (trained above) its curves and levels
-meta_setting=$(best_setting "$work/meta-stats/best.safetensors" "$work/meta-stats" "bias 20 0.05" "output 10 0.1")
-setting=$(best_setting "$work/$c/best.safetensors" "$work/$c" "bias 20 0.05" "output 10 0.1")
+# Meta stage on H-stats (11:44 and 12:00 amendments): meta-training from the stages A-I winner (as above; then with
+# 4Q at weight 1, and at outer lr 1e-4), judged with the profile gain as an eighth target (choose.py --meta) against
+# the winner with its own profile setting.
 listeners() { printf '%s/%s/listeners-%s.json' "$work" "$1" "${2// /-}"; }
+setting=$(best_setting "$work/$c/best.safetensors" "$work/$c" "bias 20 0.05" "output 10 0.1")
+entries=("$c=$work/$c/curves.json,$work/$c/levels.json,$(listeners "$c" "$setting")")
+declare -A settings=([$c]=$setting)
+for name in meta-stats meta-stats-4q1 meta-stats-lr; do
+    sed -e "s|^init = .*|init = \"$work/$c/best.safetensors\"|" "$real/$name.toml" >"$work/$name.toml"
+    [ -f "$work/$name/model.safetensors" ] || $pdmer train --config "$work/$name.toml" "${cache[@]}" --out "$work/$name"
+    cp "$work/$name/model.safetensors" "$work/$name/best.safetensors"
+    train "$name" "$work/$name.toml"  # (trained above) its curves and levels
+    if [ $name = meta-stats ]; then
+        settings[$name]=$(best_setting "$work/$name/best.safetensors" "$work/$name" "bias 20 0.05" "output 10 0.1")
+    else  # the 12:00 amendment: bias only, for lack of time
+        settings[$name]=$(best_setting "$work/$name/best.safetensors" "$work/$name" "bias 20 0.05")
+    fi
+    entries+=("$name=$work/$name/curves.json,$work/$name/levels.json,$(listeners $name "${settings[$name]}")")
+done
 $python $recipe/choose.py --meta --peer "$work/vibenet-4q-val.json" --markdown "$work/stage-meta-stats.md" \
-    "$c=$work/$c/curves.json,$work/$c/levels.json,$(listeners "$c" "$setting")" \
-    "meta-stats=$work/meta-stats/curves.json,$work/meta-stats/levels.json,$(listeners meta-stats "$meta_setting")" \
-    | tee "$work/stage-meta-stats.txt" >&2
-if [ "$(sed -n 's/^winner: //p' "$work/stage-meta-stats.txt")" = meta-stats ]; then
-    c=meta-stats setting=$meta_setting
-fi
+    "${entries[@]}" | tee "$work/stage-meta-stats.txt" >&2
+c=$(sed -n 's/^winner: //p' "$work/stage-meta-stats.txt")
+setting=${settings[$c]}
 
 # The winner is installed with the profile setting chosen on it.
 read -r params steps lr <<<"$setting"
