@@ -200,3 +200,5 @@ def test_slice_statistics_hear_loudness_and_onsets():
     assert torch.equal(with_stats.local_features(slices[None])[0, :, -3:], slice_statistics(slices))
     mel, global_feat = inputs(steps=7)
     assert with_stats(mel, global_feat).va.shape == (2, 7, 2)
+    with pytest.raises(InputError, match="slice_stats needs slices of at least 8 mel frames"):
+        tiny_model(slice_stats=True, mel_frames=5)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pdmer.errors import InputError
+
 
 class ConvBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int], padding: tuple[int, int]):
@@ -57,6 +59,8 @@ def slice_statistics(mel: torch.Tensor) -> torch.Tensor:
 class SliceAdapter(nn.Module):
     def __init__(self, mel_frames: int = 51, n_mels: int = 128, stats: bool = False):
         super().__init__()
+        if stats and mel_frames < 2 * EDGE + 2:
+            raise InputError(f"slice_stats needs slices of at least {2 * EDGE + 2} mel frames, got mel_frames={mel_frames}")
         self.stats = stats
         self.blocks = nn.Sequential(
             ConvBlock(1, 8, kernel_size=(3, 1), padding=(2, 1)),  # (3,1) along time: +2 frames, +2 mels
