@@ -128,8 +128,8 @@ class TrainConfig:
             Source.parse(source)  # a bad entry is named before any work
         if self.model != "dsaml" and self.ablations():
             raise InputError(f"config: the ablation flags {sorted(self.ablations())} apply to dsaml only")
-        if self.model != "dsaml" and (self.causal or self.global_norm or self.global_skip or self.slice_stats):
-            raise InputError("config: causal, global_norm, global_skip and slice_stats apply to dsaml only")
+        if self.model != "dsaml" and any(getattr(self, name) for name in DSAML_SWITCHES):
+            raise InputError(f"config: {', '.join(DSAML_SWITCHES)} apply to dsaml only")
         if self.front_end == "frozen" and not self.init:
             raise InputError("config: front_end = \"frozen\" keeps the front end of init: set init to a checkpoint")
         if self.front_end == "frozen" and self.mode == "pdmer" and self.inner_params == "all":
@@ -142,8 +142,8 @@ class TrainConfig:
         return [Source(self.data, 1.0, self.format, self.train_split, self.val_split)] if self.data else []
 
     def model_overrides(self) -> dict:
-        """ModelConfig fields this run sets: the ablations, and causal."""
-        switches = {name: True for name in ("causal", "global_norm", "global_skip", "slice_stats") if getattr(self, name)}
+        """ModelConfig fields this run sets: the ablations, and the DSAML switches that are on."""
+        switches = {name: True for name in DSAML_SWITCHES if getattr(self, name)}
         return {**self.ablations(), **switches}
 
     def ablations(self) -> dict:
@@ -243,6 +243,9 @@ class Source:
                    entry.get("train_split", defaults.train_split), entry.get("val_split", defaults.val_split),
                    entry.get("curves", "mean"))
 
+
+# ModelConfig switches that a run sets by name ([run] keys of the same name), DSAML only and not in the paper
+DSAML_SWITCHES = ("causal", "global_norm", "global_skip", "slice_stats")
 
 SECTIONS = {
     "run": ("mode", "model", "preset", "seed", "steps", "device", "init", "init_parts", "causal", "front_end",

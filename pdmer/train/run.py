@@ -27,7 +27,7 @@ from pdmer.data.curves import MEAN
 from pdmer.errors import InputError, PdmerError
 from pdmer.fileio import atomic_path
 from pdmer.train import data as train_data
-from pdmer.train.config import TrainConfig
+from pdmer.train.config import DSAML_SWITCHES, TrainConfig
 from pdmer.train.distributed import Group, join, leave
 from pdmer.train.steps import NonFiniteLoss, StepStats, tasks_gradient, trainable
 
@@ -191,11 +191,11 @@ class Run:
         encoder = json.loads(read_metadata(path).get("global_encoder", "{}")).get("name", self.encoder.name)
         own_config = self.model.config
         same = architecture == self.cfg.model and start.config == own_config
-        # A causal run may start from a non-causal checkpoint, and (its front end only) from another encoder's.
-        alike = architecture == self.cfg.model and dataclasses.replace(
-            start.config, causal=own_config.causal, global_dim=own_config.global_dim,
-            global_norm=own_config.global_norm, global_skip=own_config.global_skip,
-            slice_stats=own_config.slice_stats) == own_config
+        # A causal run may start from a non-causal checkpoint, and (its front end only) from another encoder's, or
+        # one that differs in any other of the run's switches.
+        alike = architecture == self.cfg.model and dataclasses.replace(  # the switches are DSAML's: check first
+            start.config, global_dim=own_config.global_dim,
+            **{name: getattr(own_config, name) for name in DSAML_SWITCHES}) == own_config
         if not (same or (alike and self.cfg.front_end == "frozen")):
             raise InputError(f"init {path} is a {architecture} with another config than this run's "
                              f"{self.cfg.model} (preset {self.cfg.preset}, {self.cfg.model_overrides()}): "
