@@ -9,6 +9,7 @@ spectral-flux onset strength, (b) the trailing 3.5 s level in dB; printed: the m
 
 from __future__ import annotations
 
+import argparse
 import warnings
 
 import numpy as np
@@ -18,7 +19,6 @@ from pdmer.data.curves import MEAN, STEP_SECONDS
 from pdmer.data.render import with_rendered_audio
 from pdmer.data.vgmidi import load_vgmidi
 
-TRAILING = 3.0  # seconds before each step's own 0.5 s
 
 
 def onset_strength(y: np.ndarray) -> np.ndarray:
@@ -29,19 +29,23 @@ def onset_strength(y: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="train", help="VGMIDI split whose pieces are measured (default train)")
+    parser.add_argument("--trailing", type=float, default=3.0, help="seconds before each step's own 0.5 s")
+    args = parser.parse_args()
     warnings.simplefilter("ignore")
     dataset = with_rendered_audio(load_vgmidi("../shared/data/vgmidi"))
-    train = set(dataset.splits["train"]["songs"])
+    pieces = set(dataset.splits[args.split]["songs"])
     r_level, r_onset, r_level_valence = [], [], []
     for curve in dataset.curves:
-        if curve.listener != MEAN or curve.song not in train or curve.va[:, 1].std() < 1e-6:
+        if curve.listener != MEAN or curve.song not in pieces or curve.va[:, 1].std() < 1e-6:
             continue
         y, rate = sf.read(dataset.songs[curve.song].audio, always_2d=True)
         y = y.mean(axis=1)
         flux, frames_per_s = onset_strength(y), rate / 512
         level, onset = [], []
         for t in range(len(curve.va)):
-            start = max(curve.start_s + t * STEP_SECONDS - TRAILING, 0)
+            start = max(curve.start_s + t * STEP_SECONDS - args.trailing, 0)
             end = curve.start_s + (t + 1) * STEP_SECONDS
             level.append(10 * np.log10(np.mean(y[int(start * rate) : max(int(end * rate), 1)] ** 2) + 1e-10))
             a, b = int(start * frames_per_s), int(end * frames_per_s)
@@ -49,7 +53,7 @@ def main() -> None:
         r_level.append(np.corrcoef(level, curve.va[:, 1])[0, 1])
         r_onset.append(np.corrcoef(onset, curve.va[:, 1])[0, 1])
         r_level_valence.append(np.corrcoef(level, curve.va[:, 0])[0, 1])
-    print(f"{len(r_level)} train pieces; mean within-piece PCC with arousal: onset {np.nanmean(r_onset):.3f}, "
+    print(f"{len(r_level)} {args.split} pieces, trailing {args.trailing:g} s; mean within-piece PCC with arousal: onset {np.nanmean(r_onset):.3f}, "
           f"level {np.nanmean(r_level):.3f}; level with valence {np.nanmean(r_level_valence):.3f}")
 
 
