@@ -142,11 +142,11 @@ def test_offline_windows_match_torch_inference(small, small_onnx):
     assert np.abs(predict_onnx(runtime, mel[0].numpy(), global_feat[0].numpy()) - expected).max() <= 1e-4
 
 
-@pytest.mark.parametrize("slice_stats", [False, True])
-def test_a_causal_model_exports_and_predicts_as_torch(slice_stats):
+@pytest.mark.parametrize("slice_stats, trailing_stats", [(False, 0), (True, 0), (True, 20)])
+def test_a_causal_model_exports_and_predicts_as_torch(slice_stats, trailing_stats):
     torch.manual_seed(0)
-    model = trained_like(build_model("dsaml", "small", global_dim=200, causal=True, global_norm=True,
-                                     global_skip=True, slice_stats=slice_stats)).eval()
+    model = trained_like(build_model("dsaml", "small", global_dim=200, causal=True, global_norm=True, global_skip=True,
+                                     slice_stats=slice_stats, trailing_stats=trailing_stats)).eval()
     runtime = OnnxModel(to_onnx(model, context={"global_encoder": MUSICNN}), device="cpu")
     assert json.loads(runtime.metadata["config"])["causal"] is True
     assert runtime.local_dim == 476 + 3 * slice_stats

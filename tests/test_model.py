@@ -202,3 +202,26 @@ def test_slice_statistics_hear_loudness_and_onsets():
     assert with_stats(mel, global_feat).va.shape == (2, 7, 2)
     with pytest.raises(InputError, match="slice_stats needs slices of at least 8 mel frames"):
         tiny_model(slice_stats=True, mel_frames=5)
+
+
+def test_the_trailing_path_adds_a_linear_map_of_the_recent_statistics():
+    """``trailing_stats = n``: each step's mean of the slice statistics over itself and the n - 1 steps before it
+    (fewer at the start), through a 3 x 2 linear map, added to the output; it needs slice_stats."""
+    from pdmer.model.dsaml import trailing_mean
+
+    x = torch.randn(2, 9, 3, generator=torch.Generator().manual_seed(1))
+    naive = torch.stack([x[:, max(t - 3, 0) : t + 1].mean(dim=1) for t in range(9)], dim=1)
+    assert torch.allclose(trailing_mean(x, 4), naive, atol=1e-6)
+    assert torch.allclose(trailing_mean(x[:, :2], 4), naive[:, :2], atol=1e-6)  # shorter than the window
+    model = tiny_model(slice_stats=True, trailing_stats=4)
+    mel, global_feat = inputs(steps=9)
+    local = model.local_features(mel)
+    with torch.no_grad():
+        with_path = model(None, global_feat, local=local).va
+        expected = model.trail(trailing_mean(local[..., -3:], 4))
+        model.trail.weight.zero_()
+        model.trail.bias.zero_()
+        without = model(None, global_feat, local=local).va
+    assert torch.allclose(with_path - without, expected, atol=1e-5) and expected.abs().min() > 0
+    with pytest.raises(InputError, match="trailing_stats=4 must be >= 0, and > 0 only with slice_stats"):
+        tiny_model(trailing_stats=4)

@@ -89,11 +89,17 @@ class ModelConfig(PresetConfig):
     # Not in the paper: each slice's loudness, onset strength and its swing, appended to the adapter's output
     # (pdmer.model.adapter.slice_statistics says why).
     slice_stats: bool = False
+    # Not in the paper: a linear path from the mean of the slice statistics over each step and the trailing_stats - 1
+    # steps before it straight to (valence, arousal), added to the output (0: none; needs slice_stats). On VGMIDI
+    # train pieces, arousal follows the onset strength of the last ~10 s best (20 steps; diagnostics/onset_arousal.py).
+    trailing_stats: int = 0
     name: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:
         if self.hidden_dim % self.num_heads:
             raise InputError(f"hidden_dim={self.hidden_dim} must be a multiple of num_heads={self.num_heads}")
+        if self.trailing_stats < 0 or (self.trailing_stats and not self.slice_stats):
+            raise InputError(f"trailing_stats={self.trailing_stats} must be >= 0, and > 0 only with slice_stats = true")
         if not (0 <= self.local_band and 0 <= self.global_band):
             raise InputError(f"band widths must be >= 0, got local_band={self.local_band}, global_band={self.global_band}")
         if self.attn_loss_reduction not in ("per_sequence", "batch_map"):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from pdmer.errors import InputError
-from pdmer.model.adapter import SliceAdapter
+from pdmer.model.adapter import STATS_CENTRE, SliceAdapter
 from pdmer.model.config import ModelConfig
 from pdmer.model.loss import dsaml_loss
 from pdmer.model.output import DSAMLOutput
@@ -56,6 +56,15 @@ class SequencePredictor(nn.Module):
         return self.out(self.dropout(self.hidden(x)))  # (B, T, 2)
 
 
+def trailing_mean(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """(B, T, C) -> (B, T, C): each step's mean over itself and up to ``steps - 1`` steps before it (fewer at the
+    start of the sequence), by differences of a cumulative sum (one graph for any T, as ONNX needs)."""
+    total = torch.cumsum(x, dim=1)
+    before = torch.cat([torch.zeros_like(total[:, :steps]), total], dim=1)[:, : x.shape[1]]  # total[t - steps]
+    count = torch.cumsum(torch.ones_like(x[..., :1]), dim=1).clamp(max=steps)
+    return (total - before) / count
+
+
 def _head_mean(maps: list[torch.Tensor]) -> torch.Tensor:
     return maps[-1].mean(dim=1)  # last layer, (B, H, T, T) -> (B, T, T)
 
@@ -77,6 +86,7 @@ class DSAML(nn.Module):
             self.register_buffer("global_mean", torch.zeros(cfg.global_dim))
             self.register_buffer("global_scale", torch.ones(cfg.global_dim))
         self.level = nn.Linear(cfg.global_dim, 2) if cfg.global_skip else None
+        self.trail = nn.Linear(len(STATS_CENTRE), 2) if cfg.trailing_stats else None
 
     def _check_inputs(self, mel: torch.Tensor | None, global_feat: torch.Tensor, local: torch.Tensor | None):
         cfg = self.config
@@ -157,6 +167,8 @@ class DSAML(nn.Module):
         va = self.predictor(z)
         if self.level is not None:
             va = va + self.level(global_feat)  # (B, 1 or T, 2): the song-level path
+        if self.trail is not None and local is not None:  # the statistics are the adapter output's last columns
+            va = va + self.trail(trailing_mean(local[..., -len(STATS_CENTRE):], cfg.trailing_stats))
         return DSAMLOutput(
             va=va,
             attn_local=_head_mean(local_maps) if local_maps else None,

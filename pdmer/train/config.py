@@ -56,6 +56,8 @@ class TrainConfig:
     global_skip: bool = False
     # DSAML only, not in the paper: each slice's loudness and onset strength beside the adapter's output
     slice_stats: bool = False
+    trailing_stats: int = 0  # steps; 0 = off (pdmer.model.config.ModelConfig says why)
+    dropout: float = -1.0  # DSAML's dropout; < 0 = the preset's (0.1, the authors')
     # [data]
     data: str = ""
     # Several datasets, each drawn in proportion to its weight (replaces ``data``): a TOML list of tables,
@@ -128,8 +130,10 @@ class TrainConfig:
             Source.parse(source)  # a bad entry is named before any work
         if self.model != "dsaml" and self.ablations():
             raise InputError(f"config: the ablation flags {sorted(self.ablations())} apply to dsaml only")
-        if self.model != "dsaml" and any(getattr(self, name) for name in DSAML_SWITCHES):
-            raise InputError(f"config: {', '.join(DSAML_SWITCHES)} apply to dsaml only")
+        if self.dropout >= 1:
+            raise InputError(f"config: dropout must be < 1, got {self.dropout}")
+        if self.model != "dsaml" and (any(getattr(self, name) for name in DSAML_SWITCHES) or self.dropout >= 0):
+            raise InputError(f"config: {', '.join(DSAML_SWITCHES)} and dropout apply to dsaml only")
         if self.front_end == "frozen" and not self.init:
             raise InputError("config: front_end = \"frozen\" keeps the front end of init: set init to a checkpoint")
         if self.front_end == "frozen" and self.mode == "pdmer" and self.inner_params == "all":
@@ -143,7 +147,9 @@ class TrainConfig:
 
     def model_overrides(self) -> dict:
         """ModelConfig fields this run sets: the ablations, and the DSAML switches that are on."""
-        switches = {name: True for name in DSAML_SWITCHES if getattr(self, name)}
+        switches = {name: getattr(self, name) for name in DSAML_SWITCHES if getattr(self, name)}
+        if self.dropout >= 0:
+            switches["dropout"] = self.dropout
         return {**self.ablations(), **switches}
 
     def ablations(self) -> dict:
@@ -245,11 +251,11 @@ class Source:
 
 
 # ModelConfig switches that a run sets by name ([run] keys of the same name), DSAML only and not in the paper
-DSAML_SWITCHES = ("causal", "global_norm", "global_skip", "slice_stats")
+DSAML_SWITCHES = ("causal", "global_norm", "global_skip", "slice_stats", "trailing_stats")
 
 SECTIONS = {
     "run": ("mode", "model", "preset", "seed", "steps", "device", "init", "init_parts", "causal", "front_end",
-            "global_norm", "global_skip", "slice_stats"),
+            "global_norm", "global_skip", "slice_stats", "trailing_stats", "dropout"),
     "data": ("data", "sources", "format", "raters", "train_split", "val_split", "encoder", "imagebind", "cache", "window",
              "global_placement", "global_seconds"),
     "optim": ("optimizer", "lr", "batch_size", "grad_clip"),

@@ -192,9 +192,9 @@ class Run:
         own_config = self.model.config
         same = architecture == self.cfg.model and start.config == own_config
         # A causal run may start from a non-causal checkpoint, and (its front end only) from another encoder's, or
-        # one that differs in any other of the run's switches.
+        # one that differs in any other of the run's switches or its dropout.
         alike = architecture == self.cfg.model and dataclasses.replace(  # the switches are DSAML's: check first
-            start.config, global_dim=own_config.global_dim,
+            start.config, global_dim=own_config.global_dim, dropout=own_config.dropout,
             **{name: getattr(own_config, name) for name in DSAML_SWITCHES}) == own_config
         if not (same or (alike and self.cfg.front_end == "frozen")):
             raise InputError(f"init {path} is a {architecture} with another config than this run's "
