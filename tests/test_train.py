@@ -99,6 +99,8 @@ def test_config_round_trips_through_toml(tmp_path):
     ("[optim]\nlr = 'fast'\n", "lr must be a float"),
     ("[run]\nmode = 'fast'\n", "mode = 'fast' is not one of dmer, pdmer"),
     ("[run]\nmodel = 'crnn'\n[ablation]\nadapter = false\n", "apply to dsaml only"),
+    ("[run]\nmodel = 'crnn'\ndropout = 0.3\n", "and dropout apply to dsaml only"),
+    ("[run]\ndropout = 1.0\n", "dropout must be < 1, got 1.0"),
     ("[run\n", "not valid TOML"),
 ])
 def test_bad_config_files_name_the_problem(tmp_path, text, message):
@@ -289,21 +291,22 @@ def test_init_starts_from_a_checkpoint_of_the_same_model_only(dataset, cache, tm
 
 @pytest.mark.parametrize("mode", ["dmer", "pdmer"])
 def test_a_causal_model_with_a_frozen_front_end_keeps_the_adapter_of_init(dataset, cache, tmp_path, mode):
-    """front_end = "frozen": the adapter of init (a non-causal checkpoint: its front end alone carries over) never
-    changes, and the rest trains on its outputs, computed once per song."""
+    """front_end = "frozen": the adapter of init (a non-causal checkpoint without the slice statistics: its front end
+    alone carries over) never changes, and the rest trains on its outputs, computed once per song."""
     first = Run(small_config(dataset, cache, mode="dmer", steps=2), tmp_path / "base", resume=False,
                 report=lambda _: None)
     first.train()
     start = weights_of(tmp_path / "base" / MODEL)
     said = []
     run = Run(small_config(dataset, cache, mode=mode, steps=3, init=str(tmp_path / "base" / MODEL), causal=True,
-                           front_end="frozen", inner_params="output"), tmp_path / "frozen", resume=False,
-              report=said.append)
+                           front_end="frozen", inner_params="output", slice_stats=True, trailing_stats=4,
+                           dropout=0.3), tmp_path / "frozen", resume=False, report=said.append)
     assert any("start fresh" in line for line in said)
     assert all(e.mel.ndim == 2 for e in run.sources[0].pool)  # [T, L]: the front end's outputs
     run.train()
     after = weights_of(tmp_path / "frozen" / MODEL)
-    assert load_model(tmp_path / "frozen" / MODEL).config.causal
+    config = load_model(tmp_path / "frozen" / MODEL).config
+    assert config.causal and config.trailing_stats == 4 and config.dropout == 0.3  # init differs in these: alike
     for name, value in after.items():
         if name.startswith("adapter."):
             assert torch.equal(value, start[name]), name  # weights and batch-norm statistics
