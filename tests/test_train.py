@@ -100,7 +100,7 @@ def test_config_round_trips_through_toml(tmp_path):
     ("[run]\nmode = 'fast'\n", "mode = 'fast' is not one of dmer, pdmer"),
     ("[run]\nmodel = 'crnn'\n[ablation]\nadapter = false\n", "apply to dsaml only"),
     ("[run]\nmodel = 'crnn'\ndropout = 0.3\n", "and dropout apply to dsaml only"),
-    ("[run]\ndropout = 1.0\n", "dropout must be < 1, got 1.0"),
+    ("[run]\ndropout = 1.0\n", "dropout must be < 1 and input_dropout in .0, 1., got 1.0 and 0.0"),
     ("[run\n", "not valid TOML"),
 ])
 def test_bad_config_files_name_the_problem(tmp_path, text, message):
@@ -300,13 +300,13 @@ def test_a_causal_model_with_a_frozen_front_end_keeps_the_adapter_of_init(datase
     said = []
     run = Run(small_config(dataset, cache, mode=mode, steps=3, init=str(tmp_path / "base" / MODEL), causal=True,
                            front_end="frozen", inner_params="output", slice_stats=True, trailing_stats=4,
-                           dropout=0.3), tmp_path / "frozen", resume=False, report=said.append)
+                           dropout=0.3, input_dropout=0.2), tmp_path / "frozen", resume=False, report=said.append)
     assert any("start fresh" in line for line in said)
     assert all(e.mel.ndim == 2 for e in run.sources[0].pool)  # [T, L]: the front end's outputs
     run.train()
     after = weights_of(tmp_path / "frozen" / MODEL)
     config = load_model(tmp_path / "frozen" / MODEL).config
-    assert config.causal and config.trailing_stats == 4 and config.dropout == 0.3  # init differs in these: alike
+    assert config.causal and config.trailing_stats == 4 and (config.dropout, config.input_dropout) == (0.3, 0.2)
     for name, value in after.items():
         if name.startswith("adapter."):
             assert torch.equal(value, start[name]), name  # weights and batch-norm statistics

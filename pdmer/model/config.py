@@ -93,11 +93,16 @@ class ModelConfig(PresetConfig):
     # steps before it straight to (valence, arousal), added to the output (0: none; needs slice_stats). On VGMIDI
     # train pieces, arousal follows the onset strength of the last ~10 s best (20 steps; diagnostics/onset_arousal.py).
     trailing_stats: int = 0
+    # Not in the paper: dropout on the fusion's inputs (each slice's local features and the global vector), for a
+    # model that overfits its few training songs (the global skip's input is left whole).
+    input_dropout: float = 0.0
     name: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:
         if self.hidden_dim % self.num_heads:
             raise InputError(f"hidden_dim={self.hidden_dim} must be a multiple of num_heads={self.num_heads}")
+        if not 0 <= self.input_dropout < 1:
+            raise InputError(f"input_dropout={self.input_dropout} must be in [0, 1)")
         if self.trailing_stats < 0 or (self.trailing_stats and not self.slice_stats):
             raise InputError(f"trailing_stats={self.trailing_stats} must be >= 0, and > 0 only with slice_stats = true")
         if not (0 <= self.local_band and 0 <= self.global_band):

@@ -26,8 +26,11 @@ class Fusion(nn.Module):
         # Not in the paper: an encoder whose size differs from D (musicnn's 200-d) needs a projection.
         self.global_proj = nn.Linear(cfg.global_dim, cfg.hidden_dim) if cfg.global_dim != cfg.hidden_dim else None
         self.out_proj = nn.Linear(cfg.hidden_dim, cfg.hidden_dim) if cfg.fusion_linear else None
+        self.input_dropout = nn.Dropout(cfg.input_dropout)
 
     def forward(self, local: torch.Tensor | None, global_feat: torch.Tensor, steps: int) -> torch.Tensor:
+        global_feat = self.input_dropout(global_feat)
+        local = None if local is None else self.input_dropout(local)
         if self.global_proj is not None:
             global_feat = self.global_proj(global_feat)
         if local is None:  # ablation without the adapter: the global feature alone, repeated over the steps

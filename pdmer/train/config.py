@@ -58,6 +58,7 @@ class TrainConfig:
     slice_stats: bool = False
     trailing_stats: int = 0  # steps; 0 = off (pdmer.model.config.ModelConfig says why)
     dropout: float = -1.0  # DSAML's dropout; < 0 = the preset's (0.1, the authors')
+    input_dropout: float = 0.0  # DSAML, on the fusion's inputs; 0 = none
     # [data]
     data: str = ""
     # Several datasets, each drawn in proportion to its weight (replaces ``data``): a TOML list of tables,
@@ -130,8 +131,9 @@ class TrainConfig:
             Source.parse(source)  # a bad entry is named before any work
         if self.model != "dsaml" and self.ablations():
             raise InputError(f"config: the ablation flags {sorted(self.ablations())} apply to dsaml only")
-        if self.dropout >= 1:
-            raise InputError(f"config: dropout must be < 1, got {self.dropout}")
+        if self.dropout >= 1 or not 0 <= self.input_dropout < 1:
+            raise InputError(f"config: dropout must be < 1 and input_dropout in [0, 1), got {self.dropout} and "
+                             f"{self.input_dropout}")
         if self.model != "dsaml" and (any(getattr(self, name) for name in DSAML_SWITCHES) or self.dropout >= 0):
             raise InputError(f"config: {', '.join(DSAML_SWITCHES)} and dropout apply to dsaml only")
         if self.front_end == "frozen" and not self.init:
@@ -251,11 +253,12 @@ class Source:
 
 
 # ModelConfig switches that a run sets by name ([run] keys of the same name), DSAML only and not in the paper
-DSAML_SWITCHES = ("causal", "global_norm", "global_skip", "slice_stats", "trailing_stats")
+DSAML_SWITCHES = ("causal", "global_norm", "global_skip", "slice_stats", "trailing_stats", "input_dropout")
 
 SECTIONS = {
     "run": ("mode", "model", "preset", "seed", "steps", "device", "init", "init_parts", "causal", "front_end",
-            "global_norm", "global_skip", "slice_stats", "trailing_stats", "dropout"),
+            "global_norm", "global_skip", "slice_stats", "trailing_stats", "dropout",
+            "input_dropout"),
     "data": ("data", "sources", "format", "raters", "train_split", "val_split", "encoder", "imagebind", "cache", "window",
              "global_placement", "global_seconds"),
     "optim": ("optimizer", "lr", "batch_size", "grad_clip"),
