@@ -204,6 +204,18 @@ def test_slice_statistics_hear_loudness_and_onsets():
         tiny_model(slice_stats=True, mel_frames=5)
 
 
+def test_input_dropout_acts_in_training_only():
+    model = tiny_model(input_dropout=0.5)
+    mel, global_feat = inputs(steps=5)
+    with torch.no_grad():
+        plain = model(mel, global_feat).va
+        assert torch.equal(model(mel, global_feat).va, plain)  # eval: the same numbers every call
+        model.train()
+        assert not torch.allclose(model(mel, global_feat).va, plain)
+    with pytest.raises(InputError, match="input_dropout=1.0 must be in"):
+        tiny_model(input_dropout=1.0)
+
+
 def test_the_trailing_path_adds_a_linear_map_of_the_recent_statistics():
     """``trailing_stats = n``: each step's mean of the slice statistics over itself and the n - 1 steps before it
     (fewer at the start), through a 3 x 2 linear map, added to the output; it needs slice_stats."""
