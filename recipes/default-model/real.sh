@@ -147,13 +147,20 @@ setting=${settings[$c]}
 # Stage J (13:00 amendment): a linear path from the 10 s trailing mean of the slice statistics (trailing_stats).
 # Stage K (13:21): dropout 0.3 and 0.5. Stage L (13:41): K-drop3 for 3,000 steps, and with dropout on the fusion's
 # inputs as well. Each against the default so far; a new winner gets its own profile setting.
-for name in J-trail K-drop3 K-drop5 L-drop3-3k L-indrop; do train $name $real/$name.toml; done
-winner=$(choose stage-JKL "$c" J-trail K-drop3 K-drop5 L-drop3-3k L-indrop)
-if [ "$winner" != "$c" ]; then
-    c=$winner
-    setting=$(best_setting "$work/$c/best.safetensors" "$work/$c" "bias 20 0.05" "output 10 0.1")
-fi
-echo "stages J, K, L: $c, profiles $setting" >&2
+# Stage M (14:35): K-drop3 for 4,500 steps (run on 2026-12-02 as L-drop3-3k resumed; the draws are seeded by step).
+challenge() {  # challenge STAGE NAME...: train the candidates; a winner over $c becomes $c with its profile setting
+    local stage=$1 winner name
+    shift
+    for name in "$@"; do train $name $real/$name.toml; done
+    winner=$(choose "$stage" "$c" "$@")
+    if [ "$winner" != "$c" ]; then
+        c=$winner
+        setting=$(best_setting "$work/$c/best.safetensors" "$work/$c" "bias 20 0.05" "output 10 0.1")
+    fi
+}
+challenge stage-JKL J-trail K-drop3 K-drop5 L-drop3-3k L-indrop
+challenge stage-M M-drop3-4500
+echo "stages J to M: $c, profiles $setting" >&2
 
 # The winner is installed with the profile setting chosen on it.
 read -r params steps lr <<<"$setting"
