@@ -161,6 +161,19 @@ challenge() {  # challenge STAGE NAME...: train the candidates; a winner over $c
 challenge stage-JKL J-trail K-drop3 K-drop5 L-drop3-3k L-indrop
 challenge stage-M M-drop3-4500
 echo "stages J to M: $c, profiles $setting" >&2
+# Meta stage on that winner (14:45 amendment): meta-drop, as meta-stats-4q1, judged with choose.py --meta.
+sed -e "s|^init = .*|init = \"$work/$c/best.safetensors\"|" "$real/meta-drop.toml" >"$work/meta-drop.toml"
+[ -f "$work/meta-drop/model.safetensors" ] || $pdmer train --config "$work/meta-drop.toml" "${cache[@]}" --out "$work/meta-drop"
+cp "$work/meta-drop/model.safetensors" "$work/meta-drop/best.safetensors"
+train meta-drop "$work/meta-drop.toml"  # (trained above) its curves and levels
+meta_setting=$(best_setting "$work/meta-drop/best.safetensors" "$work/meta-drop" "bias 20 0.05")
+$python $recipe/choose.py --meta --peer "$work/vibenet-4q-val.json" --markdown "$work/stage-meta-drop.md" \
+    "$c=$work/$c/curves.json,$work/$c/levels.json,$(listeners "$c" "$setting")" \
+    "meta-drop=$work/meta-drop/curves.json,$work/meta-drop/levels.json,$(listeners meta-drop "$meta_setting")" \
+    | tee "$work/stage-meta-drop.txt" >&2
+if [ "$(sed -n 's/^winner: //p' "$work/stage-meta-drop.txt")" = meta-drop ]; then
+    c=meta-drop setting=$meta_setting
+fi
 
 # The winner is installed with the profile setting chosen on it.
 read -r params steps lr <<<"$setting"
