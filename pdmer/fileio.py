@@ -41,8 +41,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def check_output(path: str | Path | None, option: str, *, folder: bool = False) -> Path | None:
     """Refuse, before any slow work, an output path that could not be written at the end (None: the option was not
     given, nothing to check): ``path`` (a file, or with ``folder`` a folder) must not be the other kind, and the
-    folder it goes in must be a folder this process can create files in. Missing folders on the way are allowed (writing creates them, as ``atomic_path`` does); nothing
-    is created here, so a command that fails later leaves nothing behind."""
+    folder it goes in must be a folder this process can create files in. Missing folders on the way are allowed
+    (writing creates them, as ``atomic_path`` does); nothing is created here, so a command that fails later leaves
+    nothing behind."""
     if path is None:
         return None
     path = Path(path)

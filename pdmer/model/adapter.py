@@ -60,7 +60,8 @@ class SliceAdapter(nn.Module):
     def __init__(self, mel_frames: int = 51, n_mels: int = 128, stats: bool = False):
         super().__init__()
         if stats and mel_frames < 2 * EDGE + 2:
-            raise InputError(f"slice_stats needs slices of at least {2 * EDGE + 2} mel frames, got mel_frames={mel_frames}")
+            raise InputError(f"slice_stats needs slices of at least {2 * EDGE + 2} mel frames, "
+                             f"got mel_frames={mel_frames}")
         self.stats = stats
         self.blocks = nn.Sequential(
             ConvBlock(1, 8, kernel_size=(3, 1), padding=(2, 1)),  # (3,1) along time: +2 frames, +2 mels

@@ -124,14 +124,19 @@ best_setting "$work/meta/model.safetensors" "$work/meta" "bias 20 0.05" "output 
 # 4Q at weight 1, and at outer lr 1e-4), judged with the profile gain as an eighth target (choose.py --meta) against
 # the winner with its own profile setting.
 listeners() { printf '%s/%s/listeners-%s.json' "$work" "$1" "${2// /-}"; }
-setting=$(best_setting "$work/$c/best.safetensors" "$work/$c" "bias 20 0.05" "output 10 0.1")
-entries=("$c=$work/$c/curves.json,$work/$c/levels.json,$(listeners "$c" "$setting")")
-declare -A settings=([$c]=$setting)
-for name in meta-stats meta-stats-4q1 meta-stats-lr; do
+# meta_train NAME: meta-train NAME's recipe from the winner so far ($c), and score its curves and levels.
+meta_train() {
+    local name=$1
     sed -e "s|^init = .*|init = \"$work/$c/best.safetensors\"|" "$real/$name.toml" >"$work/$name.toml"
     [ -f "$work/$name/model.safetensors" ] || $pdmer train --config "$work/$name.toml" "${cache[@]}" --out "$work/$name"
     cp "$work/$name/model.safetensors" "$work/$name/best.safetensors"
     train "$name" "$work/$name.toml"  # (trained above) its curves and levels
+}
+setting=$(best_setting "$work/$c/best.safetensors" "$work/$c" "bias 20 0.05" "output 10 0.1")
+entries=("$c=$work/$c/curves.json,$work/$c/levels.json,$(listeners "$c" "$setting")")
+declare -A settings=([$c]=$setting)
+for name in meta-stats meta-stats-4q1 meta-stats-lr; do
+    meta_train $name
     if [ $name = meta-stats ]; then
         settings[$name]=$(best_setting "$work/$name/best.safetensors" "$work/$name" "bias 20 0.05" "output 10 0.1")
     else  # the 12:00 amendment: bias only, for lack of time
@@ -162,10 +167,7 @@ challenge stage-JKL J-trail K-drop3 K-drop5 L-drop3-3k L-indrop
 challenge stage-M M-drop3-4500
 echo "stages J to M: $c, profiles $setting" >&2
 # Meta stage on that winner (14:45 amendment): meta-drop, as meta-stats-4q1, judged with choose.py --meta.
-sed -e "s|^init = .*|init = \"$work/$c/best.safetensors\"|" "$real/meta-drop.toml" >"$work/meta-drop.toml"
-[ -f "$work/meta-drop/model.safetensors" ] || $pdmer train --config "$work/meta-drop.toml" "${cache[@]}" --out "$work/meta-drop"
-cp "$work/meta-drop/model.safetensors" "$work/meta-drop/best.safetensors"
-train meta-drop "$work/meta-drop.toml"  # (trained above) its curves and levels
+meta_train meta-drop
 meta_setting=$(best_setting "$work/meta-drop/best.safetensors" "$work/meta-drop" "bias 20 0.05")
 $python $recipe/choose.py --meta --peer "$work/vibenet-4q-val.json" --markdown "$work/stage-meta-drop.md" \
     "$c=$work/$c/curves.json,$work/$c/levels.json,$(listeners "$c" "$setting")" \

@@ -53,8 +53,9 @@ def main() -> None:
         r_level.append(np.corrcoef(level, curve.va[:, 1])[0, 1])
         r_onset.append(np.corrcoef(onset, curve.va[:, 1])[0, 1])
         r_level_valence.append(np.corrcoef(level, curve.va[:, 0])[0, 1])
-    print(f"{len(r_level)} {args.split} pieces, trailing {args.trailing:g} s; mean within-piece PCC with arousal: onset {np.nanmean(r_onset):.3f}, "
-          f"level {np.nanmean(r_level):.3f}; level with valence {np.nanmean(r_level_valence):.3f}")
+    print(f"{len(r_level)} {args.split} pieces, trailing {args.trailing:g} s; mean within-piece PCC with arousal: "
+          f"onset {np.nanmean(r_onset):.3f}, level {np.nanmean(r_level):.3f}; "
+          f"level with valence {np.nanmean(r_level_valence):.3f}")
 
 
 if __name__ == "__main__":
