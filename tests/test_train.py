@@ -101,6 +101,8 @@ def test_config_round_trips_through_toml(tmp_path):
     ("[run]\nmodel = 'crnn'\n[ablation]\nadapter = false\n", "apply to dsaml only"),
     ("[run]\nmodel = 'crnn'\ndropout = 0.3\n", "and dropout apply to dsaml only"),
     ("[run]\ndropout = 1.0\n", "dropout must be < 1 and input_dropout in .0, 1., got 1.0 and 0.0"),
+    ("[optim]\nema = 1.0\n", r"ema is a decay per step in .0, 1. .0 = off, e.g. 0.999., got 1.0"),
+    ("[optim]\nweight_decay = -0.1\n", "grad_clip and weight_decay must be >= 0"),
     ("[run\n", "not valid TOML"),
 ])
 def test_bad_config_files_name_the_problem(tmp_path, text, message):
@@ -224,7 +226,11 @@ def test_meta_gradient_on_cuda_matches_cpu():
 
 
 # -- runs, resume, failures -------------------------------------------------------------------------------------
-def test_interrupted_run_resumes_exactly(dataset, cache, tmp_path, monkeypatch):
+@pytest.mark.parametrize("optim", [{}, {"optimizer": "adamw", "weight_decay": 0.1, "ema": 0.5}])
+def test_interrupted_run_resumes_exactly(dataset, cache, tmp_path, monkeypatch, optim):
+    def small_config(dataset, cache, **changes):  # the settings under test, in every run below
+        return globals()["small_config"](dataset, cache, **{**optim, **changes})
+
     straight = Run(small_config(dataset, cache), tmp_path / "straight", resume=False, report=lambda _: None)
     straight.train()
     assert [json.loads(line)["step"] for line in (tmp_path / "straight/log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
@@ -252,6 +258,29 @@ def test_interrupted_run_resumes_exactly(dataset, cache, tmp_path, monkeypatch):
     assert_same_weights(weights_of(tmp_path / "straight" / MODEL), weights_of(tmp_path / "interrupted" / MODEL))
     logged = [json.loads(line)["step"] for line in (tmp_path / "interrupted/log.jsonl").read_text().splitlines()]
     assert logged == [1, 2, 3, 4]
+
+
+def test_ema_saves_and_validates_the_moving_average_of_the_weights(dataset, cache, tmp_path):
+    """ema = 0.5 over one step: the saved weights are halfway between the initial ones and the plain run's step 1;
+    validation scores those averaged weights, and training goes on from its own."""
+    plain = Run(small_config(dataset, cache, mode="dmer", steps=1), tmp_path / "plain", resume=False,
+                report=lambda _: None)
+    initial = {name: p.detach().clone() for name, p in plain.model.named_parameters()}
+    plain.train()
+    stepped = weights_of(tmp_path / "plain" / MODEL)
+    averaged = Run(small_config(dataset, cache, mode="dmer", steps=1, ema=0.5, val_split="val"),
+                   tmp_path / "ema", resume=False, report=lambda _: None)
+    scored = []
+    real_validate = Run.validate_source
+    averaged.validate_source = lambda source: scored.append(
+        {name: w.clone() for name, w in averaged.model.state_dict().items()}) or real_validate(averaged, source)
+    averaged.train()
+    saved = weights_of(tmp_path / "ema" / MODEL)
+    for name, start in initial.items():
+        torch.testing.assert_close(saved[name], (start + stepped[name]) / 2)
+        torch.testing.assert_close(scored[0][name], saved[name])
+        torch.testing.assert_close(dict(averaged.model.named_parameters())[name].detach(), stepped[name])
+    assert any(not torch.equal(initial[name], stepped[name]) for name in initial)
 
 
 def test_nan_loss_stops_with_the_last_good_checkpoint_kept(dataset, cache, tmp_path):

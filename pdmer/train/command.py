@@ -26,7 +26,7 @@ FLAG_SETTINGS = {
     "seed": int,
     "steps": click.IntRange(min=1),
     "lr": click.FloatRange(min=0, min_open=True),
-    "optimizer": click.Choice(["adam", "sgd"]),
+    "optimizer": click.Choice(["adam", "adamw", "sgd"]),
     "tasks": click.Choice(["listener", "random"]),
     "inner_steps": click.IntRange(min=0),
     "inner_lr": click.FloatRange(min=0, min_open=True),

@@ -22,7 +22,7 @@ PARAMS = ("all", "head", "output", "bias")  # pdmer.model.adapt.PARAMS (not impo
 MODES = ("dmer", "pdmer")
 MODELS = ("dsaml", "damff", "crnn")  # pdmer.model.registry.ARCHITECTURES
 TASK_KINDS = ("listener", "random")  # paper eq. 6 (per annotator) and eq. 5 (random over mean labels)
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd")  # adamw: decoupled weight decay (Loshchilov & Hutter 2019)
 DEVICES = ("auto", "cpu", "cuda")
 PLACEMENTS = ("trailing", "centred")  # pdmer.data.features.PLACEMENTS (not imported: it would import torch)
 FRONT_ENDS = ("train", "frozen")
@@ -82,6 +82,10 @@ class TrainConfig:
     lr: float = 5e-5  # authors' --lr (outer)
     batch_size: int = 16  # dmer mode: clips per step
     grad_clip: float = 0.0  # 0 = none
+    weight_decay: float = 0.0  # adamw: decoupled; adam and sgd: an L2 term in the gradient
+    # Not in the paper: validate and save an exponential moving average of the weights (decay per step; 0 = off),
+    # which varies less between nearby steps than the weights themselves
+    ema: float = 0.0
     # [meta]
     tasks: str = "listener"
     maml: bool = True  # false: per-listener labels without the inner loop (paper Table 4, "w.o. MAML")
@@ -119,8 +123,10 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise InputError(f"config: {name} must be >= 1, got {getattr(self, name)}")
-        if self.inner_steps < 0 or self.validate_every < 0 or self.grad_clip < 0:
-            raise InputError("config: inner_steps, validate_every and grad_clip must be >= 0")
+        if self.inner_steps < 0 or self.validate_every < 0 or self.grad_clip < 0 or self.weight_decay < 0:
+            raise InputError("config: inner_steps, validate_every, grad_clip and weight_decay must be >= 0")
+        if not 0 <= self.ema < 1:
+            raise InputError(f"config: ema is a decay per step in [0, 1) (0 = off, e.g. 0.999), got {self.ema}")
         if self.global_seconds <= 0:
             raise InputError(f"config: global_seconds must be > 0, got {self.global_seconds}")
         if self.lr <= 0 or self.inner_lr <= 0:
@@ -261,7 +267,7 @@ SECTIONS = {
             "input_dropout"),
     "data": ("data", "sources", "format", "raters", "train_split", "val_split", "encoder", "imagebind", "cache", "window",
              "global_placement", "global_seconds"),
-    "optim": ("optimizer", "lr", "batch_size", "grad_clip"),
+    "optim": ("optimizer", "lr", "batch_size", "grad_clip", "weight_decay", "ema"),
     "meta": ("tasks", "maml", "tasks_per_step", "support", "query", "inner_steps", "inner_lr", "first_order",
              "inner_params"),
     "ablation": ("local_attention", "global_attention", "attention_loss", "adapter"),

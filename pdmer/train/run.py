@@ -2,10 +2,11 @@
 
 The run folder holds everything:
 - ``config.toml``: the effective config (``pdmer train --resume OUT`` reads it);
-- ``model.safetensors``: the latest good weights, loadable by ``pdmer eval`` (metadata: the global encoder, the
-  global windows, the adaptation it was meta-trained with, the config, the data fingerprint, the step);
+- ``model.safetensors``: the latest good weights (with ``ema``, their moving average), loadable by ``pdmer eval``
+  (metadata: the global encoder, the global windows, the adaptation it was meta-trained with, the config, the data
+  fingerprint, the step);
 - ``best.safetensors``: the weights with the best validation score so far;
-- ``state.pt``: weights, optimiser state and step, written atomically, for an exact resume;
+- ``state.pt``: weights, their average, optimiser state and step, written atomically, for an exact resume;
 - ``log.jsonl``: one line per step (loss) and per validation (scores).
 """
 
@@ -17,6 +18,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,10 +176,10 @@ class Run:
         if self.cfg.front_end == "frozen":
             self.freeze_front_end()
         self.params = [p for _, p in trainable(self.model)]  # in the order the step gradients come in
-        if self.cfg.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(self.params, lr=self.cfg.lr)
-        else:
-            self.optimizer = torch.optim.SGD(self.params, lr=self.cfg.lr)
+        kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+        self.optimizer = kinds[self.cfg.optimizer](self.params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        # ema > 0: the moving average of the weights, which validation scores and the .safetensors files hold
+        self.averaged = [p.detach().clone() for p in self.params] if self.cfg.ema else None
 
     def start_from(self, path: Path) -> None:
         """Load the weights of ``init`` (a checkpoint of the same architecture, config and global encoder). With
@@ -263,6 +265,8 @@ class Run:
                              "resume needs the same data: start a new run (another --out)")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.averaged is not None:
+            self.averaged = [a.to(self.device) for a in state["averaged"]]
         self.step, self.best = int(state["step"]), float(state["best"])
         self.report(f"resuming {self.out} at step {self.step}")
         log = self.out / "log.jsonl"
@@ -333,6 +337,10 @@ class Run:
             torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.averaged is not None:
+            with torch.no_grad():
+                for average, p in zip(self.averaged, self.params):
+                    average.lerp_(p, 1 - cfg.ema)
         self.group.average_buffers(self.model)
         return StepStats(loss, first, last, int(count))
 
@@ -346,7 +354,8 @@ class Run:
             return {}
         scores = {}
         if self.group.main:
-            per_source = {source.name: self.validate_source(source) for source in checked}
+            with self.averaged_weights():
+                per_source = {source.name: self.validate_source(source) for source in checked}
             self.model.train()
             if len(per_source) == 1:
                 scores = next(iter(per_source.values()))
@@ -402,12 +411,30 @@ class Run:
     def write_model(self, path: Path, extra: dict | None = None) -> None:
         from pdmer.model.checkpoint import save_model
 
-        save_model(self.model, path, metadata=self.metadata(extra))
+        with self.averaged_weights():
+            save_model(self.model, path, metadata=self.metadata(extra))
+
+    @contextmanager
+    def averaged_weights(self):
+        """With ema > 0, the model holds the averaged weights inside the block (and its own again after)."""
+        if self.averaged is None:
+            yield
+            return
+        with torch.no_grad():
+            own = [p.detach().clone() for p in self.params]
+            for p, average in zip(self.params, self.averaged):
+                p.copy_(average)
+            try:
+                yield
+            finally:
+                for p, mine in zip(self.params, own):
+                    p.copy_(mine)
 
     def save(self) -> None:
         if self.group.main:
             state = {"step": self.step, "best": self.best, "model": self.model.state_dict(),
-                     "optimizer": self.optimizer.state_dict(), "data_fingerprint": self.data_fingerprint,
+                     "optimizer": self.optimizer.state_dict(), "averaged": self.averaged,
+                     "data_fingerprint": self.data_fingerprint,
                      "config_fingerprint": self.cfg.fingerprint()}
             with atomic_path(self.out / STATE) as temporary:
                 torch.save(state, temporary)
