@@ -177,6 +177,9 @@ if [ "$(sed -n 's/^winner: //p' "$work/stage-meta-drop.txt")" = meta-drop ]; the
     c=meta-drop setting=$meta_setting
 fi
 
+# Stage N (15:43 amendment): the weights' moving average (N-ema) and AdamW weight decay (N-wd), against the default.
+challenge stage-N N-ema N-wd
+
 # The winner is installed with the profile setting chosen on it.
 read -r params steps lr <<<"$setting"
 $python $recipe/install.py "$work/$c/best.safetensors" --params "$params" --steps "$steps" --lr "$lr"
