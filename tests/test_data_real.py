@@ -309,3 +309,20 @@ def test_eval_real_refuses_a_split_the_dataset_lacks(tmp_path):
     with pytest.raises(InputError, match="has no split 'test' \\(it has train, val\\)"):
         evaluation_split(dataset, "test", None)
     assert set(evaluation_split(dataset, "all", None).songs) == set(dataset.songs)
+
+
+def test_a_training_source_renders_its_midi_with_its_own_soundfont(tmp_path):
+    """sources = [{data = VGMIDI, soundfont = ...}]: the same pieces on other timbres; a soundfont that is not there
+    is named before any rendering."""
+    from pdmer.train.config import Source, TrainConfig
+    from pdmer.train.run import Run
+
+    root = vgmidi_folder(tmp_path / "vgmidi")
+    missing = tmp_path / "missing.sf2"
+    config = TrainConfig(mode="dmer", sources=[{"data": str(root), "soundfont": str(missing)}, {"data": str(root)}],
+                         cache=str(tmp_path / "cache"), steps=1, window=12, batch_size=2, device="cpu")
+    assert [source.soundfont for source in config.data_sources()] == [str(missing), ""]
+    with pytest.raises(InputError, match=f"soundfont {missing} does not exist"):
+        Run(config, tmp_path / "run", resume=False, report=lambda _: None)
+    with pytest.raises(InputError, match="soundfont must be a string"):
+        Source.parse({"data": str(root), "soundfont": 3})

@@ -218,7 +218,7 @@ class TrainConfig:
         return cls(**values)
 
 
-SOURCE_KEYS = ("data", "weight", "format", "train_split", "val_split", "curves")
+SOURCE_KEYS = ("data", "weight", "format", "train_split", "val_split", "curves", "soundfont")
 SOURCE_CURVES = ("mean", "listeners")
 
 
@@ -236,6 +236,9 @@ class Source:
     # Plain batches (dmer mode, or a pdmer-mode source without listener tasks) of its songs' mean curves, or of
     # every listener's own curve (more, noisier examples of what one person hears)
     curves: str = "mean"
+    # MIDI datasets: the .sf2 to render with ("" = pdmer.data.render's choice). The same pieces rendered with another
+    # soundfont are another source: the same labels on other timbres, against overfitting to one rendering
+    soundfont: str = ""
 
     @classmethod
     def parse(cls, entry, run: TrainConfig | None = None) -> Source:
@@ -247,7 +250,7 @@ class Source:
         weight = entry.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
             raise InputError(f"config: source {entry['data']!r} needs weight > 0, got {weight!r}")
-        for key in ("format", "train_split", "val_split", "curves"):
+        for key in ("format", "train_split", "val_split", "curves", "soundfont"):
             if not isinstance(entry.get(key, ""), str):
                 raise InputError(f"config: source {entry['data']!r}: {key} must be a string")
         if entry.get("curves", "mean") not in SOURCE_CURVES:
@@ -255,7 +258,7 @@ class Source:
         defaults = run or TrainConfig()
         return cls(entry["data"], float(weight), entry.get("format", defaults.format),
                    entry.get("train_split", defaults.train_split), entry.get("val_split", defaults.val_split),
-                   entry.get("curves", "mean"))
+                   entry.get("curves", "mean"), entry.get("soundfont", ""))
 
 
 # ModelConfig switches that a run sets by name ([run] keys of the same name), DSAML only and not in the paper

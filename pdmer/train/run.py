@@ -142,7 +142,8 @@ class Run:
         train = dataset.split(source.train_split)
         val = dataset.split(source.val_split) if source.val_split else None
         if any(song.midi is not None and song.audio is None for song in dataset.songs.values()):
-            renderer = MidiRenderer(root=cfg.cache or None)  # MIDI datasets: rendered once, into the cache
+            # MIDI datasets: rendered once, into the cache
+            renderer = MidiRenderer(soundfont=source.soundfont or None, root=cfg.cache or None)
             train = with_rendered_audio(train, renderer)
             val = val and with_rendered_audio(val, renderer)
         say = self.report if self.group.main else None
