@@ -179,6 +179,10 @@ fi
 
 # Stage N (15:43 amendment): the weights' moving average (N-ema) and AdamW weight decay (N-wd), against the default.
 challenge stage-N N-ema N-wd
+# Stage O (16:04): N-ema for 4,500 steps, and training on every listener's own curve. Stage P (16:27): the VGMIDI
+# train pieces rendered with TimGM6mb as well (Debian: timgm6mb-soundfont).
+challenge stage-O O-ema-4500 O-listeners
+challenge stage-P P-timgm
 
 # The winner is installed with the profile setting chosen on it.
 read -r params steps lr <<<"$setting"
