@@ -326,3 +326,39 @@ def test_a_training_source_renders_its_midi_with_its_own_soundfont(tmp_path):
         Run(config, tmp_path / "run", resume=False, report=lambda _: None)
     with pytest.raises(InputError, match="soundfont must be a string"):
         Source.parse({"data": str(root), "soundfont": 3})
+
+
+def test_transposed_midi_moves_pitched_notes_and_leaves_the_drums(tmp_path):
+    import mido
+
+    from pdmer.data.render import transposed
+    from pdmer.train.config import Source
+
+    midi = write_midi(tmp_path / "a.mid", seconds=2, pitch=126)
+    song = mido.MidiFile(str(midi))
+    song.tracks[0].append(mido.Message("note_on", channel=9, note=38, velocity=90, time=0))  # a snare
+    song.save(str(midi))
+    moved = mido.MidiFile(str(transposed(midi, 2, tmp_path / "up.mid")))
+    notes = [(m.channel, m.note) for m in moved.tracks[0] if m.type == "note_on"]
+    assert notes[:-1] == [(0, 127)] * (len(notes) - 1) and notes[-1] == (9, 38)  # 128 kept within range
+    down = mido.MidiFile(str(transposed(midi, -2, tmp_path / "down.mid")))
+    assert {m.note for m in down.tracks[0] if m.type == "note_on" and m.channel == 0} == {124}
+    with pytest.raises(InputError, match="transpose is whole semitones in -12..12, got 13"):
+        Source.parse({"data": "x", "transpose": 13})
+
+
+@needs_fluidsynth
+def test_a_transposed_rendering_is_cached_apart_and_sounds_higher(tmp_path):
+    from pdmer.data.render import MidiRenderer
+
+    midi = write_midi(tmp_path / "a.mid", seconds=2, pitch=57)
+    plain = MidiRenderer(root=tmp_path / "cache")
+    assert MidiRenderer(root=tmp_path / "cache", transpose=0).key == plain.key  # old renderings stay valid
+    up = MidiRenderer(root=tmp_path / "cache", transpose=12)
+    low, high = (soundfile.read(str(r.render(midi, 2.0)))[0] for r in (plain, up))
+
+    def strongest(samples):  # Hz
+        return float(np.fft.rfftfreq(len(samples), 1 / 44100)[np.abs(np.fft.rfft(samples)).argmax()])
+
+    assert up.path(midi, 2.0) != plain.path(midi, 2.0)
+    assert 1.9 < strongest(high) / strongest(low) < 2.1, (strongest(low), strongest(high))  # an octave up

@@ -68,16 +68,35 @@ def midi_seconds(path: str | Path) -> float:
         raise InputError(f"{path} is not a readable MIDI file: {error}") from None
 
 
+def transposed(midi: Path, semitones: int, out: Path) -> Path:
+    """A copy of ``midi`` with every pitched note moved by ``semitones`` (kept within 0..127); channel 10 (index
+    9) is General MIDI's drum kit, where a note number names a drum, so it is left alone."""
+    import mido
+
+    try:
+        song = mido.MidiFile(str(midi))
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as error:
+        raise InputError(f"{midi} is not a readable MIDI file: {error}") from None
+    for track in song.tracks:
+        for message in track:
+            if message.type in ("note_on", "note_off", "polytouch") and message.channel != 9:
+                message.note = min(127, max(0, message.note + semitones))
+    song.save(str(out))
+    return out
+
+
 class MidiRenderer:
     """``renderer.render(midi, seconds)`` -> a mono 44.1 kHz WAV in the cache, rendered on first use."""
 
     def __init__(self, *, soundfont: str | Path | None = None, root: str | Path | None = None,
-                 sample_rate: int = SAMPLE_RATE):
+                 sample_rate: int = SAMPLE_RATE, transpose: int = 0):
         self.soundfont = find_soundfont(soundfont)
         self.sample_rate = sample_rate
         self.root = Path(root) if root is not None else default_cache_dir()
+        self.transpose = transpose  # semitones, every pitched note (not channel 10's drums); 0 = as written
+        shift = {"transpose": transpose} if transpose else {}  # untransposed renderings keep their cache keys
         self.key = stable_hash({"soundfont": file_sha256(self.soundfont), "fluidsynth": fluidsynth_version(),
-                                "rate": sample_rate})
+                                "rate": sample_rate, **shift})
         self.rendered = 0  # files rendered (not found in the cache) by this instance
 
     def path(self, midi: Path, seconds: float | None) -> Path:
@@ -99,8 +118,9 @@ class MidiRenderer:
         length = midi_seconds(midi) if seconds is None else seconds
         with tempfile.TemporaryDirectory(prefix="pdmer-render-") as scratch:
             raw = Path(scratch) / "out.wav"
+            played = transposed(midi, self.transpose, Path(scratch) / "in.mid") if self.transpose else midi
             command = ["fluidsynth", "-ni", "-q", "-r", str(self.sample_rate), "-F", str(raw),
-                       str(self.soundfont), str(midi)]
+                       str(self.soundfont), str(played)]
             result = subprocess.run(command, capture_output=True, text=True, timeout=600)
             if result.returncode != 0 or not raw.is_file() or raw.stat().st_size <= 44:
                 said = (result.stderr or result.stdout).strip().splitlines()

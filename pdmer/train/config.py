@@ -218,7 +218,7 @@ class TrainConfig:
         return cls(**values)
 
 
-SOURCE_KEYS = ("data", "weight", "format", "train_split", "val_split", "curves", "soundfont")
+SOURCE_KEYS = ("data", "weight", "format", "train_split", "val_split", "curves", "soundfont", "transpose")
 SOURCE_CURVES = ("mean", "listeners")
 
 
@@ -239,6 +239,7 @@ class Source:
     # MIDI datasets: the .sf2 to render with ("" = pdmer.data.render's choice). The same pieces rendered with another
     # soundfont are another source: the same labels on other timbres, against overfitting to one rendering
     soundfont: str = ""
+    transpose: int = 0  # MIDI datasets: semitones to move every pitched note by before rendering
 
     @classmethod
     def parse(cls, entry, run: TrainConfig | None = None) -> Source:
@@ -253,12 +254,16 @@ class Source:
         for key in ("format", "train_split", "val_split", "curves", "soundfont"):
             if not isinstance(entry.get(key, ""), str):
                 raise InputError(f"config: source {entry['data']!r}: {key} must be a string")
+        transpose = entry.get("transpose", 0)
+        if isinstance(transpose, bool) or not isinstance(transpose, int) or not -12 <= transpose <= 12:
+            raise InputError(f"config: source {entry['data']!r}: transpose is whole semitones in -12..12, got "
+                             f"{transpose!r}")
         if entry.get("curves", "mean") not in SOURCE_CURVES:
             raise InputError(f"config: source {entry['data']!r}: curves must be one of {', '.join(SOURCE_CURVES)}")
         defaults = run or TrainConfig()
         return cls(entry["data"], float(weight), entry.get("format", defaults.format),
                    entry.get("train_split", defaults.train_split), entry.get("val_split", defaults.val_split),
-                   entry.get("curves", "mean"), entry.get("soundfont", ""))
+                   entry.get("curves", "mean"), entry.get("soundfont", ""), transpose)
 
 
 # ModelConfig switches that a run sets by name ([run] keys of the same name), DSAML only and not in the paper

@@ -143,7 +143,8 @@ class Run:
         val = dataset.split(source.val_split) if source.val_split else None
         if any(song.midi is not None and song.audio is None for song in dataset.songs.values()):
             # MIDI datasets: rendered once, into the cache
-            renderer = MidiRenderer(soundfont=source.soundfont or None, root=cfg.cache or None)
+            renderer = MidiRenderer(soundfont=source.soundfont or None, root=cfg.cache or None,
+                                    transpose=source.transpose)
             train = with_rendered_audio(train, renderer)
             val = val and with_rendered_audio(val, renderer)
         say = self.report if self.group.main else None

@@ -183,6 +183,8 @@ challenge stage-N N-ema N-wd
 # train pieces rendered with TimGM6mb as well (Debian: timgm6mb-soundfont).
 challenge stage-O O-ema-4500 O-listeners
 challenge stage-P P-timgm
+# Stage Q (17:18): the VGMIDI train pieces transposed 2 semitones down and up as well.
+challenge stage-Q Q-transpose
 
 # The winner is installed with the profile setting chosen on it.
 read -r params steps lr <<<"$setting"
