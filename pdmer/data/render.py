@@ -17,7 +17,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -58,14 +59,21 @@ def fluidsynth_version() -> str:
     return first[0] if first else "unknown"
 
 
+@contextmanager
+def midi_errors(path: str | Path) -> Iterator[None]:
+    """Inside the block, whatever mido raises on a file that is not MIDI becomes an InputError naming ``path``."""
+    try:
+        yield
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as error:
+        raise InputError(f"{path} is not a readable MIDI file: {error}") from None
+
+
 def midi_seconds(path: str | Path) -> float:
     """The length of a MIDI file in seconds (its tempo map applied), or an InputError naming the file."""
     import mido
 
-    try:
+    with midi_errors(path):
         return float(mido.MidiFile(str(path)).length)
-    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as error:
-        raise InputError(f"{path} is not a readable MIDI file: {error}") from None
 
 
 def transposed(midi: Path, semitones: int, out: Path) -> Path:
@@ -73,10 +81,8 @@ def transposed(midi: Path, semitones: int, out: Path) -> Path:
     9) is General MIDI's drum kit, where a note number names a drum, so it is left alone."""
     import mido
 
-    try:
+    with midi_errors(midi):
         song = mido.MidiFile(str(midi))
-    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as error:
-        raise InputError(f"{midi} is not a readable MIDI file: {error}") from None
     for track in song.tracks:
         for message in track:
             if message.type in ("note_on", "note_off", "polytouch") and message.channel != 9:
